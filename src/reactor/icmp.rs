@@ -1,0 +1,186 @@
+//! ICMP sockets: the unprivileged datagram ping socket or a raw socket, ICMPv4 or ICMPv6.
+//!
+//! Whatever the kind, the service sends and receives bare ICMP messages. A raw ICMPv4 socket
+//! delivers the IP header too: it is stripped here and its TTL reported. The TTL (or hop limit) of
+//! other kinds, and the kernel's receive time (`SO_TIMESTAMPNS`), come from control messages.
+
+use std::io;
+use std::mem::{size_of, size_of_val, zeroed};
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant, SystemTime};
+
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use netlab_core::RecvMeta;
+
+/// Kernel receive buffer for an ICMP socket: many targets answering at once.
+const ICMP_BUFFER: usize = 1 << 20;
+
+/// An ICMP socket registered with the poll.
+pub struct IcmpSocket {
+    inner: Socket,
+    v6: bool,
+    raw: bool,
+}
+
+/// One received ICMP message.
+pub struct Received {
+    /// Where the ICMP message lies in the buffer (after any IP header).
+    pub range: Range<usize>,
+    /// The source address (port 0).
+    pub from: SocketAddr,
+    /// TTL and receive time, where known.
+    pub meta: RecvMeta,
+}
+
+impl IcmpSocket {
+    /// Open an ICMP socket. Errors are returned as they come (EACCES/EPERM mean "not permitted").
+    pub fn open(v6: bool, raw: bool, ttl: Option<u8>) -> io::Result<Self> {
+        let (domain, proto) =
+            if v6 { (Domain::IPV6, Protocol::ICMPV6) } else { (Domain::IPV4, Protocol::ICMPV4) };
+        let ty = if raw { Type::RAW } else { Type::DGRAM };
+        let inner = Socket::new(domain, ty, Some(proto))?;
+        inner.set_nonblocking(true)?;
+        let _ = inner.set_recv_buffer_size(ICMP_BUFFER);
+        if let Some(ttl) = ttl {
+            if v6 {
+                inner.set_unicast_hops_v6(u32::from(ttl))?;
+            } else {
+                inner.set_ttl_v4(u32::from(ttl))?;
+            }
+        }
+        let fd = inner.as_raw_fd();
+        // Best effort: without them, RTTs come from the loop's clock and TTLs are unknown.
+        let _ = set_int(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1);
+        if v6 {
+            let _ = set_int(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT, 1);
+        } else if !raw {
+            let _ = set_int(fd, libc::IPPROTO_IP, libc::IP_RECVTTL, 1);
+        }
+        Ok(IcmpSocket { inner, v6, raw })
+    }
+
+    /// The bound address (for a datagram socket, its port is the ICMP identifier the kernel uses).
+    pub fn local_addr(&self) -> SocketAddr {
+        let unspecified = if self.v6 { "[::]:0" } else { "0.0.0.0:0" };
+        self.inner
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .unwrap_or_else(|| unspecified.parse().expect("literal"))
+    }
+
+    /// Send one ICMP message.
+    pub fn send_to(&self, data: &[u8], to: SocketAddr) -> io::Result<usize> {
+        let to = SocketAddr::new(to.ip(), 0);
+        self.inner.send_to(data, &SockAddr::from(to))
+    }
+
+    /// Receive one ICMP message into `buf`. `now`/`wall` are the turn's clock readings, used to map
+    /// the kernel's wall-clock timestamp onto the monotonic clock.
+    pub fn recv(&self, buf: &mut [u8], now: Instant, wall: SystemTime) -> io::Result<Received> {
+        // SAFETY: plain recvmsg(2) into buffers we own, with lengths that match them; the kernel
+        // writes at most those lengths, and the control messages are read with the CMSG macros.
+        unsafe {
+            let mut name: libc::sockaddr_storage = zeroed();
+            let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+            let mut control = [0u64; 32];
+            let mut msg: libc::msghdr = zeroed();
+            msg.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
+            msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = size_of_val(&control) as _;
+            let n = libc::recvmsg(self.inner.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT);
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let n = (n as usize).min(buf.len());
+            let mut meta = RecvMeta::default();
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            while !cmsg.is_null() {
+                let c = &*cmsg;
+                let data = libc::CMSG_DATA(cmsg);
+                match (c.cmsg_level, c.cmsg_type) {
+                    (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS) => {
+                        let ts: libc::timespec = std::ptr::read_unaligned(data.cast());
+                        let at = SystemTime::UNIX_EPOCH + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+                        // How long ago the kernel took the packet in; never in the future.
+                        let age = wall.duration_since(at).unwrap_or(Duration::ZERO);
+                        meta.rx_time = Some(now.checked_sub(age).unwrap_or(now));
+                    }
+                    (libc::IPPROTO_IP, libc::IP_TTL) | (libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT) => {
+                        let v: libc::c_int = std::ptr::read_unaligned(data.cast());
+                        meta.ttl = u8::try_from(v).ok();
+                    }
+                    _ => {}
+                }
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            }
+            let from = to_socket_addr(&name)
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no source address"))?;
+            let mut range = 0..n;
+            if self.raw && !self.v6 {
+                // A raw ICMPv4 socket delivers the IP header: strip it, keep its TTL.
+                let ihl = buf.first().map_or(0, |b| usize::from(b & 0x0f) * 4);
+                if ihl < 20 || n < ihl {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, "truncated IPv4 header"));
+                }
+                meta.ttl = Some(buf[8]);
+                range = ihl..n;
+            }
+            Ok(Received { range, from: SocketAddr::new(from.ip(), 0), meta })
+        }
+    }
+}
+
+/// The IP address in a `sockaddr_storage` filled by the kernel.
+fn to_socket_addr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    // SAFETY: the family field says which sockaddr type the storage holds; both fit in it.
+    unsafe {
+        match libc::c_int::from(ss.ss_family) {
+            libc::AF_INET => {
+                let sin = &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>();
+                let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                Some(SocketAddr::from((ip, 0)))
+            }
+            libc::AF_INET6 => {
+                let sin6 = &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>();
+                let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+                Some(SocketAddr::V6(std::net::SocketAddrV6::new(ip, 0, 0, sin6.sin6_scope_id)))
+            }
+            _ => None,
+        }
+    }
+}
+
+fn set_int(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: setsockopt(2) with a pointer to a c_int and its exact size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+impl mio::event::Source for IcmpSocket {
+    fn register(&mut self, registry: &Registry, token: Token, interests: Interest) -> io::Result<()> {
+        SourceFd(&self.inner.as_raw_fd()).register(registry, token, interests)
+    }
+    fn reregister(&mut self, registry: &Registry, token: Token, interests: Interest) -> io::Result<()> {
+        SourceFd(&self.inner.as_raw_fd()).reregister(registry, token, interests)
+    }
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        SourceFd(&self.inner.as_raw_fd()).deregister(registry)
+    }
+}
