@@ -28,12 +28,31 @@ pub fn source_for(target: SocketAddr, i: usize) -> Option<SocketAddr> {
     }
 }
 
+/// Ask the kernel to pick the source port at `connect`, not at `bind` (IP_BIND_ADDRESS_NO_PORT):
+/// then a port only needs to be unique per destination, and ports in TIME_WAIT from earlier runs are
+/// reused on loopback. Best effort: without it, bind picks a port as usual.
+fn no_port_at_bind(s: &Socket) {
+    use std::os::fd::AsRawFd;
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt on a socket we own, with a valid int option value.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 /// Start a non-blocking connect from the source address for `i`.
 fn start(target: SocketAddr, i: usize) -> io::Result<TcpStream> {
     let s = Socket::new(Domain::for_address(target), Type::STREAM, Some(Protocol::TCP))?;
     s.set_nonblocking(true)?;
     s.set_tcp_nodelay(true)?;
     if let Some(src) = source_for(target, i) {
+        no_port_at_bind(&s);
         s.bind(&src.into())?;
     }
     match s.connect(&target.into()) {

@@ -133,18 +133,19 @@ fn echo_table(md: &mut String, title: &str, t: &Table, machine: &str, command: &
     );
     let _ = writeln!(
         md,
-        "| conns | server | msgs/s | MB/s | p50 µs | p99 µs | p99.9 µs | server CPU ns/msg | threads | errors | lost | client CPU s |"
+        "| conns | server | msgs/s | MB/s | p50 µs | p99 µs | p99.9 µs | server CPU % | server CPU ns/msg | threads | errors | lost | client CPU s |"
     );
-    let _ = writeln!(md, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(md, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for ((n, label), r) in t {
         let _ = writeln!(
             md,
-            "| {n} | {label} | {:.0} | {:.2} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} | {:.2} |",
+            "| {n} | {label} | {:.0} | {:.2} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {:.2} |",
             r.msgs_per_s,
             r.mb_per_s,
             r.p50_us,
             r.p99_us,
             r.p999_us,
+            fmt_opt(r.server_cpu_s.map(|c| c * 100.0 / r.duration_s.max(1e-9))),
             fmt_opt(r.server_ns_per_msg),
             r.server_threads.map(|t| t.to_string()).unwrap_or("-".into()),
             r.errors,
