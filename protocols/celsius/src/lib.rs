@@ -21,7 +21,7 @@ const MAX_REQUEST: usize = 64;
 pub fn convert(request: &[u8]) -> String {
     let parsed = std::str::from_utf8(request).ok().filter(|_| request.len() <= MAX_REQUEST);
     match parsed.map(str::trim).map(str::parse::<f64>) {
-        Some(Ok(c)) if c.is_finite() && c >= -273.15 && c < 1e9 => {
+        Some(Ok(c)) if (-273.15..1e9).contains(&c) => {
             let f = ((c * 1.8 + 32.0) * 100.0).round() / 100.0;
             format!("{c} C = {f} F\n")
         }
