@@ -229,3 +229,19 @@ fn bind_failure_at_startup_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot listen on") && err.contains("echo"), "{err}");
 }
+
+#[test]
+fn echo_over_ipv6_loopback() {
+    let server = Server::start(&["--echo", "[::1]:0"]);
+    let mut c = connect(server.addr("echo/tcp"));
+    c.write_all(b"six").unwrap();
+    let mut got = [0; 3];
+    c.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"six");
+    let u = UdpSocket::bind("[::1]:0").unwrap();
+    u.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    u.send_to(b"v6", server.addr("echo/udp")).unwrap();
+    let mut buf = [0; 8];
+    let n = u.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"v6");
+}
