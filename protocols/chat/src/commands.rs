@@ -35,7 +35,7 @@ impl Chat {
         }
         let registered = self.members.get(&id).is_some_and(|m| m.nick.is_some());
         if let Some(rest) = line.strip_prefix('/').filter(|r| !r.starts_with('/')) {
-            let (cmd, args) = rest.split_once(' ').unwrap_or((rest, ""));
+            let (cmd, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
             let (cmd, args) = (cmd.to_ascii_lowercase(), args.trim());
             match (cmd.as_str(), registered) {
                 ("quit", _) => self.quit(id, args),
@@ -82,7 +82,7 @@ impl Chat {
     }
 
     fn msg(&mut self, now: Instant, id: MemberId, args: &str) {
-        let (to, text) = args.split_once(' ').unwrap_or((args, ""));
+        let (to, text) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
         let text = strip_controls(text.trim());
         if to.is_empty() || text.is_empty() {
             return self.send(id, "! usage: /msg NICK TEXT");
@@ -101,6 +101,9 @@ impl Chat {
     /// `/nick NEW`, or a bare line from a member who has no nickname yet.
     fn nick_cmd(&mut self, id: MemberId, new: &str) {
         let registered = self.members.get(&id).is_some_and(|m| m.nick.is_some());
+        if registered && new.is_empty() {
+            return self.send(id, "! usage: /nick NEW");
+        }
         let key = fold(new);
         let refusal = match check_nick(new) {
             Err(e) => Some(format!("! invalid nickname: {e}")),

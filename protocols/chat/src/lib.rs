@@ -25,25 +25,29 @@
 //! use std::time::{Duration, Instant};
 //! use netlab_chat::{Chat, ChatConfig, ChatOutput, LeaveReason};
 //!
-//! let mut chat = Chat::new(ChatConfig::default(), Box::new(|_now| (12, 0, 0)));
-//! let now = Instant::now();
-//! let alice = chat.connect(now, "127.0.0.1:5000".parse().unwrap());
-//! chat.receive(now, alice, b"alice\r\n");
-//! let bob = chat.connect(now, "127.0.0.1:5001".parse().unwrap());
-//! chat.receive(now, bob, b"bob\nhello\n");
-//! // After EVERY call that takes `now`, drain the outputs and act on them in order:
-//! let mut to_alice = Vec::new();
-//! while let Some(out) = chat.poll_output() {
-//!     match out {
-//!         ChatOutput::Deliver { member, data } if member == alice => to_alice.extend_from_slice(&data),
-//!         ChatOutput::Deliver { .. } => {}                // write `data` to that member's socket
-//!         ChatOutput::Close { member: _ } => {}           // flush, then close that member's socket
+//! fn session(now: Instant) {
+//!     let mut chat = Chat::new(ChatConfig::default(), Box::new(|_now| (12, 0, 0)));
+//!     let alice = chat.connect(now, "127.0.0.1:5000".parse().unwrap());
+//!     chat.receive(now, alice, b"alice\r\n");
+//!     let bob = chat.connect(now, "127.0.0.1:5001".parse().unwrap());
+//!     chat.receive(now, bob, b"bob\nhello\n");
+//!     // After EVERY call that takes `now`, drain the outputs and act on them in order:
+//!     let mut to_alice = Vec::new();
+//!     while let Some(out) = chat.poll_output() {
+//!         match out {
+//!             ChatOutput::Deliver { member, data } if member == alice => to_alice.extend_from_slice(&data),
+//!             ChatOutput::Deliver { .. } => {} // write `data` to that member's socket
+//!             ChatOutput::Close { member: _ } => {} // write what was delivered, then close
+//!         }
 //!     }
+//!     assert!(to_alice.ends_with(b"* bob joined #lobby\r\n[12:00:00] bob: hello\r\n"));
+//!     // Call handle_timeout(now) once `poll_timeout()` has passed (idle timeouts), and tell the
+//!     // chat when a connection ends on its own:
+//!     chat.disconnect(now + Duration::from_secs(1), bob, LeaveReason::Closed);
 //! }
-//! assert!(to_alice.ends_with(b"* bob joined #lobby\r\n[12:00:00] bob: hello\r\n"));
-//! // Call handle_timeout(now) once `poll_timeout()` has passed (idle timeouts), and tell the chat
-//! // when a connection ends on its own:
-//! chat.disconnect(now + Duration::from_secs(1), bob, LeaveReason::Closed);
+//! # let h = netlab_core::testkit::Harness::new(netlab_chat::ChatService::new(
+//! #     "127.0.0.1:0".parse().unwrap(), ChatConfig::default(), Box::new(|_| (0, 0, 0))));
+//! # session(h.now);
 //! ```
 //! Contract, for any embedder (the reactor's [`ChatService`], the threaded baseline):
 //! - `Chat` is `Send` but not `Sync`: a multi-threaded embedder keeps it behind one `Mutex` and

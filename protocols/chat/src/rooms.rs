@@ -62,7 +62,7 @@ impl Rooms {
     /// Every room, sorted by name.
     pub fn list(&self) -> Vec<&Room> {
         let mut v: Vec<&Room> = self.rooms.values().collect();
-        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v.sort_by_cached_key(|r| r.name.to_ascii_lowercase());
         v
     }
 

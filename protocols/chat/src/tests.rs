@@ -177,7 +177,7 @@ fn rooms_who_and_rooms() {
     assert!(text(&outs, b).starts_with("! invalid room name"));
     let _c = join(&mut h, "carol");
     let outs = send(&mut h, b, "/rooms\n");
-    assert_eq!(text(&outs, b), "* 2 rooms:\r\n*   #Rust (2)\r\n*   #lobby (1)\r\n");
+    assert_eq!(text(&outs, b), "* 2 rooms:\r\n*   #lobby (1)\r\n*   #Rust (2)\r\n");
 }
 
 #[test]
