@@ -2,11 +2,17 @@
 
 use std::time::Instant;
 
-use crate::chat::{Chat, ExternalCommand, LeaveReason, MemberId};
+use crate::chat::Chat;
 use crate::text::{self, check_nick, check_room, fold, strip_controls};
+use crate::types::{ExternalCommand, LeaveReason, MemberId};
 
 /// Nicknames listed per `/who` line, so that a crowded room does not make one huge line.
 const WHO_PER_LINE: usize = 20;
+/// Most nicknames one `/who` lists (about 7 KB): a crowded room must not let one command fill a
+/// good part of the member's output cap.
+const WHO_MAX: usize = 200;
+/// Most rooms one `/rooms` lists, for the same reason.
+const ROOMS_MAX: usize = 100;
 /// Longest `/quit` reason kept, in characters.
 const MAX_REASON: usize = 80;
 
@@ -139,8 +145,11 @@ impl Chat {
             room.members.iter().filter_map(|m| self.members.get(m)?.nick.as_deref()).collect();
         nicks.sort_unstable_by_key(|n| n.to_ascii_lowercase());
         let mut lines = vec![format!("* {} in #{}:", nicks.len(), room.name)];
-        for chunk in nicks.chunks(WHO_PER_LINE) {
+        for chunk in nicks[..nicks.len().min(WHO_MAX)].chunks(WHO_PER_LINE) {
             lines.push(format!("*   {}", chunk.join(" ")));
+        }
+        if nicks.len() > WHO_MAX {
+            lines.push(format!("*   ... and {} more", nicks.len() - WHO_MAX));
         }
         for l in lines {
             self.send(id, &l);
@@ -164,9 +173,12 @@ impl Chat {
     }
 
     fn list_rooms(&mut self, id: MemberId) {
-        let lines: Vec<String> =
-            self.rooms.list().iter().map(|r| format!("*   #{} ({})", r.name, r.members.len())).collect();
-        self.send(id, &format!("* {} rooms:", lines.len()));
+        let rooms = self.rooms.list();
+        let mut lines = vec![format!("* {} rooms:", rooms.len())];
+        lines.extend(rooms.iter().take(ROOMS_MAX).map(|r| format!("*   #{} ({})", r.name, r.members.len())));
+        if rooms.len() > ROOMS_MAX {
+            lines.push(format!("*   ... and {} more", rooms.len() - ROOMS_MAX));
+        }
         for l in lines {
             self.send(id, &l);
         }

@@ -66,14 +66,16 @@ mod line;
 mod rooms;
 mod service;
 mod text;
+mod types;
 
 use std::time::Duration;
 
-pub use chat::{Chat, ChatOutput, ChatStats, ExternalCommand, LeaveReason, MemberId};
+pub use chat::Chat;
 pub use line::{Frame, LineReader};
 pub use rooms::{Room, Rooms};
 pub use service::{ChatService, FULL, TAG_LISTEN};
 pub use text::{MAX_NICK, MAX_ROOM, NameError, TimeOfDay, check_nick, check_room, strip_controls};
+pub use types::{ChatOutput, ChatStats, ExternalCommand, LeaveReason, MemberId};
 
 /// The room every member enters once its nickname is accepted.
 pub const LOBBY: &str = "lobby";

@@ -7,8 +7,9 @@ use std::time::Instant;
 use netlab_core::{Bytes, CloseReason, Input, Output, Service, SockId, SockKind, StreamLimits};
 
 use crate::ChatConfig;
-use crate::chat::{Chat, ChatOutput, ExternalCommand, LeaveReason, MemberId};
+use crate::chat::Chat;
 use crate::text::TimeOfDay;
+use crate::types::{ChatOutput, ExternalCommand, LeaveReason, MemberId};
 
 /// Tag of the chat's `Listen`. Small, so that an embedder wrapping this service can use tags at or
 /// above `1 << 32` for its own sockets.

@@ -315,3 +315,24 @@ fn chat_is_send() {
     is_send::<crate::Chat>();
     is_send::<ChatService>();
 }
+
+#[test]
+fn who_and_rooms_output_is_bounded() {
+    let mut h = harness(config());
+    let socks: Vec<SockId> = (0..250).map(|i| join(&mut h, &format!("n{i:03}"))).collect();
+    let outs = send(&mut h, socks[0], "/who\n");
+    let who = text(&outs, socks[0]);
+    let lines: Vec<&str> = who.lines().collect();
+    assert_eq!(lines[0], "* 250 in #lobby:");
+    assert_eq!(lines.len(), 1 + 200 / 20 + 1);
+    assert!(lines[1].starts_with("*   n000 n001 "));
+    assert_eq!(*lines.last().unwrap(), "*   ... and 50 more");
+    for (i, s) in socks.iter().enumerate().skip(1).take(120) {
+        send(&mut h, *s, &format!("/join r{i:03}\n"));
+    }
+    let rooms = text(&send(&mut h, socks[0], "/rooms\n"), socks[0]);
+    let lines: Vec<&str> = rooms.lines().collect();
+    assert_eq!(lines[0], "* 121 rooms:");
+    assert_eq!(lines.len(), 1 + 100 + 1);
+    assert_eq!(*lines.last().unwrap(), "*   ... and 21 more");
+}
