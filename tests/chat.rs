@@ -468,3 +468,15 @@ fn a_thousand_clients_in_one_room_get_every_line_in_order() {
     drop(crowd);
     assert_back_to_baseline(&mut server);
 }
+
+#[test]
+fn sigterm_says_goodbye_to_everyone() {
+    let (mut server, addr) = start(&[]);
+    let mut alice = Client::join(addr, "alice");
+    let mut bob = Client::join(addr, "bob");
+    alice.expect("* bob joined");
+    let status = server.terminate(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    assert_eq!(alice.until_eof(), ["* server shutting down"]);
+    assert_eq!(bob.until_eof(), ["* server shutting down"]);
+}

@@ -69,6 +69,8 @@ pub struct Chat {
     pub(crate) external: Vec<External>,
     next_id: u64,
     pub(crate) stats: ChatStats,
+    /// Shutting down: no more leave notices.
+    quiet: bool,
 }
 
 impl Chat {
@@ -86,6 +88,7 @@ impl Chat {
             external: Vec::new(),
             next_id: 0,
             stats: ChatStats::default(),
+            quiet: false,
         }
     }
 
@@ -117,11 +120,11 @@ impl Chat {
 
     /// Bytes from a member's connection, in any pieces. Unknown (gone) members are ignored.
     pub fn receive(&mut self, now: Instant, id: MemberId, mut data: &[u8]) {
-        let Some(m) = self.members.get_mut(&id) else { return };
-        self.idle.reschedule(m.idle, now + self.config.idle_timeout);
         let max = self.config.max_line;
         while let Some(m) = self.members.get_mut(&id) {
             let Some(frame) = m.reader.next(&mut data, max) else { break };
+            // Only complete lines count as activity: dribbling bytes keeps no one connected.
+            self.idle.reschedule(m.idle, now + self.config.idle_timeout);
             if !self.take_token(now, id) {
                 continue;
             }
@@ -193,7 +196,14 @@ impl Chat {
         true
     }
 
-    /// Tell every member (the server is shutting down, say).
+    /// The server is shutting down: tell every member, and from now on let members leave without
+    /// notices (each would go to everyone still connected: quadratic work for nothing).
+    pub fn shutdown(&mut self) {
+        self.announce("server shutting down");
+        self.quiet = true;
+    }
+
+    /// Tell every member.
     pub fn announce(&mut self, text: &str) {
         let line = Bytes::from(format!("* {}\r\n", text::strip_controls(text)));
         let ids: Vec<MemberId> = self.members.keys().copied().collect();
@@ -266,6 +276,9 @@ impl Chat {
         }
         if let (Some(nick), Some(room)) = (&m.nick, &m.room) {
             self.rooms.leave(room, id);
+            if self.quiet {
+                return;
+            }
             let name = self.rooms.get(room).map(|r| r.name.clone());
             if let Some(name) = name {
                 self.broadcast(room, None, &format!("* {nick} left #{name} ({reason})"));

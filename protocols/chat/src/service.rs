@@ -154,7 +154,7 @@ impl Service for ChatService {
     }
 
     fn handle_shutdown(&mut self, _now: Instant) {
-        self.chat.announce("server shutting down");
+        self.chat.shutdown();
     }
 
     fn counters(&self) -> Vec<(&'static str, u64)> {

@@ -336,3 +336,29 @@ fn who_and_rooms_output_is_bounded() {
     assert_eq!(lines.len(), 1 + 100 + 1);
     assert_eq!(*lines.last().unwrap(), "*   ... and 21 more");
 }
+
+#[test]
+fn dribbled_bytes_do_not_count_as_activity() {
+    let mut h = harness(config());
+    let a = join(&mut h, "alice");
+    for _ in 0..5 {
+        h.advance(Duration::from_secs(20));
+        send(&mut h, a, "x");
+    }
+    assert_eq!(h.svc.chat().members(), 0, "timed out while dribbling a partial line");
+}
+
+#[test]
+fn shutdown_says_goodbye_and_then_no_leave_notices() {
+    let mut h = harness(config());
+    let a = join(&mut h, "alice");
+    let b = join(&mut h, "bob");
+    h.svc.handle_shutdown(h.now);
+    let outs = drain(&mut h);
+    assert_eq!(text(&outs, a), "* server shutting down\r\n");
+    assert_eq!(text(&outs, b), "* server shutting down\r\n");
+    let outs = h.input(Input::Closed { sock: a, reason: CloseReason::Shutdown });
+    assert!(outs.is_empty(), "{outs:?}");
+    h.input(Input::Closed { sock: b, reason: CloseReason::Shutdown });
+    assert_eq!(h.svc.chat().members(), 0);
+}
