@@ -17,7 +17,7 @@ pub struct ChatArgs {
     /// Most chat users at once; more get `! server full` and are closed.
     #[arg(long, value_name = "N", default_value_t = ChatConfig::default().max_users)]
     pub chat_max_users: usize,
-    /// Disconnect a chat user who sends nothing for this long.
+    /// Disconnect a chat user who sends no complete line for this long.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
     pub chat_idle_timeout: Duration,
     /// Longest chat line in bytes (without CRLF); longer lines are refused and discarded.

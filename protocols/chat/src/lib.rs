@@ -88,7 +88,7 @@ pub struct ChatConfig {
     pub max_line: usize,
     /// Most members at once (connections past it get `! server full`). Default 10,000.
     pub max_users: usize,
-    /// A member who sends nothing for this long is disconnected. Default 10 minutes.
+    /// A member who sends no complete line for this long is disconnected. Default 10 minutes.
     pub idle_timeout: Duration,
     /// Cap on one member's pending output in bytes, enforced by the embedder; past it the member is
     /// disconnected as too slow. Default 256 KiB: about 2,000 typical lines of backlog.
