@@ -39,6 +39,12 @@ pub struct ChatArgs {
 
 pub fn register(args: &ChatArgs, services: &mut Vec<Box<dyn Service>>) -> Result<()> {
     let Some(addr) = args.chat.0 else { return Ok(()) };
+    services.push(Box::new(ChatService::new(addr, config(args)?, Box::new(LocalClock::new()))));
+    Ok(())
+}
+
+/// The chat's settings from its flags (shared with the threaded model).
+pub fn config(args: &ChatArgs) -> Result<ChatConfig> {
     ensure!(args.chat_max_line >= 1, "--chat-max-line must be at least 1");
     ensure!(args.chat_max_users >= 1, "--chat-max-users must be at least 1");
     ensure!(args.chat_flood_rate > 0.0 && args.chat_flood_rate.is_finite(), "--chat-flood-rate must be > 0");
@@ -52,13 +58,12 @@ pub fn register(args: &ChatArgs, services: &mut Vec<Box<dyn Service>>) -> Result
         flood_burst: args.chat_flood_burst,
         flood_kick: args.chat_flood_kick,
     };
-    services.push(Box::new(ChatService::new(addr, config, Box::new(LocalClock::new()))));
-    Ok(())
+    Ok(config)
 }
 
 /// The server's local time of day, derived from the reactor's `now`: the wall clock is read once at
 /// start-up, so the loop keeps its one clock read per turn; `localtime_r` runs once per second.
-struct LocalClock {
+pub struct LocalClock {
     /// The monotonic and wall-clock times at start-up.
     anchor: (Instant, SystemTime),
     /// The last second converted and its result.
@@ -66,7 +71,7 @@ struct LocalClock {
 }
 
 impl LocalClock {
-    fn new() -> Self {
+    pub fn new() -> Self {
         LocalClock { anchor: (Instant::now(), SystemTime::now()), cached: None }
     }
 }

@@ -13,6 +13,7 @@
 //! * **Limits.** A listener accepts at most its `--<proto>-max-conns` connections at once; a
 //!   connection whose thread cannot be created (out of memory or thread ids) is closed and counted.
 
+mod chat;
 mod echo;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -94,6 +95,11 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode> {
     let mut services: Vec<(&'static str, Arc<Counters>)> = Vec::new();
     if let Some(addr) = args.echo.echo.0 {
         services.push(("echo", echo::start(addr, args.echo.echo_max_conns)?));
+    }
+    if let Some(addr) = args.chat.chat.0 {
+        let config = crate::handlers::chat::config(&args.chat)?;
+        let clock = Box::new(crate::handlers::chat::LocalClock::new());
+        services.push(("chat", chat::start(addr, config, clock)?));
     }
     if services.is_empty() {
         anyhow::bail!("the threaded model serves echo and chat: both are off");

@@ -1,0 +1,257 @@
+//! Chat (`netlab-chat`) on threads: the shared [`Chat`] core behind one `Mutex`, a reader thread and
+//! a writer thread per member.
+//!
+//! * **Reader** (the connection's thread): blocking reads; each chunk goes to `Chat::receive` under
+//!   the lock, and the outputs are drained under the same lock, as the chat's contract requires.
+//! * **Writer** (one more thread per member): the only thread that writes to the member's socket.
+//!   Deliveries reach it through its [`Outbox`], a queue capped at the chat's `output_limit`: a
+//!   member over the cap is disconnected as too slow. So a client that stops reading blocks only
+//!   its own writer, never the lock or the other members (the alternative, writing to every member
+//!   under the lock with a write timeout, lets one stuck client stall the room for the timeout).
+//! * **Timers**: one thread runs `Chat::handle_timeout` at the chat's deadline, waking at least once
+//!   a second ([`TIMER_TICK`]) to notice deadlines added since it went to sleep.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use netlab_chat::{Chat, ChatConfig, ChatOutput, LeaveReason, MemberId, TimeOfDay};
+
+use super::{Counters, READ_BUF, THREAD_STACK, accept_loop, tcp_listener};
+
+/// Stack of a writer thread: it only holds a batch vector and calls `write_all`.
+const WRITER_STACK: usize = 64 * 1024;
+/// The timer thread sleeps at most this long, so a deadline added meanwhile is at most this late.
+const TIMER_TICK: Duration = Duration::from_secs(1);
+/// Connections accepted beyond `max_users`, so that the chat itself can answer `! server full`.
+const REFUSAL_MARGIN: usize = 64;
+
+/// The chat and the outbox of every member, under one lock.
+struct Shared {
+    chat: Chat,
+    outboxes: HashMap<MemberId, Arc<Outbox>>,
+    /// Cap on one member's queued bytes (the chat's `output_limit`).
+    cap: usize,
+}
+
+/// What the writer thread of one member works from.
+#[derive(Default)]
+struct Outbox {
+    state: Mutex<OutState>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct OutState {
+    queue: VecDeque<Bytes>,
+    /// Bytes queued or being written.
+    bytes: usize,
+    /// Write what is queued, then close.
+    closing: bool,
+    /// Close at once, dropping what is queued (the member was too slow).
+    abort: bool,
+}
+
+impl Outbox {
+    /// Queue `data`; false if that would pass `cap` (the member is too slow).
+    fn push(&self, data: Bytes, cap: usize) -> bool {
+        let mut st = lock(&self.state);
+        if st.bytes + data.len() > cap {
+            return false;
+        }
+        st.bytes += data.len();
+        st.queue.push_back(data);
+        self.ready.notify_one();
+        true
+    }
+
+    fn close(&self, abort: bool) {
+        let mut st = lock(&self.state);
+        st.closing = true;
+        st.abort |= abort;
+        self.ready.notify_one();
+    }
+}
+
+/// Lock, ignoring poisoning: a panicked thread leaves the chat as consistent as any early return.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Bind the chat listener, log where, and start the accept and timer threads.
+pub fn start(addr: SocketAddr, config: ChatConfig, clock: Box<dyn TimeOfDay>) -> Result<Arc<Counters>> {
+    let counters = Arc::new(Counters::default());
+    let listener = tcp_listener(addr).with_context(|| format!("chat/tcp: cannot listen on {addr}"))?;
+    log::info!("listening chat/tcp {}", listener.local_addr()?);
+    let max_conns = config.max_users.saturating_add(REFUSAL_MARGIN);
+    let cap = config.output_limit;
+    let shared =
+        Arc::new(Mutex::new(Shared { chat: Chat::new(config, clock), outboxes: HashMap::new(), cap }));
+    let s = shared.clone();
+    thread::Builder::new().name("chat-timer".into()).spawn(move || timer_loop(&s))?;
+    let c = counters.clone();
+    thread::Builder::new().name("chat-accept".into()).stack_size(THREAD_STACK).spawn(move || {
+        accept_loop("chat", listener, max_conns, c, move |stream, counters| {
+            serve_conn(stream, counters, &shared)
+        })
+    })?;
+    Ok(counters)
+}
+
+/// Act on every pending output, under the lock. Members over their output cap are disconnected as
+/// too slow, which may queue more outputs (their leave notices): loop until none are left.
+fn drain(sh: &mut Shared, now: Instant) {
+    loop {
+        let mut slow = Vec::new();
+        while let Some(out) = sh.chat.poll_output() {
+            match out {
+                ChatOutput::Deliver { member, data } => {
+                    if let Some(ob) = sh.outboxes.get(&member) {
+                        if !ob.push(data, sh.cap) {
+                            slow.push(member);
+                        }
+                    }
+                }
+                ChatOutput::Close { member } => {
+                    if let Some(ob) = sh.outboxes.remove(&member) {
+                        ob.close(false);
+                    }
+                }
+            }
+        }
+        if slow.is_empty() {
+            return;
+        }
+        for member in slow {
+            if let Some(ob) = sh.outboxes.remove(&member) {
+                ob.close(true);
+            }
+            sh.chat.disconnect(now, member, LeaveReason::TooSlow);
+        }
+    }
+}
+
+/// One member's connection thread: start its writer, then read until EOF or error.
+fn serve_conn(stream: TcpStream, counters: &Counters, shared: &Mutex<Shared>) {
+    let Ok(peer) = stream.peer_addr() else { return };
+    let Ok(write_half) = stream.try_clone() else { return };
+    let outbox = Arc::new(Outbox::default());
+    let id = {
+        let mut sh = lock(shared);
+        let now = Instant::now();
+        let id = sh.chat.connect(now, peer);
+        sh.outboxes.insert(id, outbox.clone());
+        drain(&mut sh, now);
+        id
+    };
+    let ob = outbox.clone();
+    let writer = thread::Builder::new()
+        .name("chat-writer".into())
+        .stack_size(WRITER_STACK)
+        .spawn(move || write_loop(write_half, &ob));
+    let writer = match writer {
+        Ok(w) => w,
+        Err(e) => {
+            log::warn!("chat: cannot start a writer thread: {e}");
+            counters.refused.fetch_add(1, Relaxed);
+            leave(shared, id, &outbox, true);
+            return;
+        }
+    };
+    let (bytes_in, error) = read_loop(&stream, id, shared);
+    if error {
+        counters.errors.fetch_add(1, Relaxed);
+    }
+    leave(shared, id, &outbox, false);
+    let bytes_out = writer.join().unwrap_or(0);
+    counters.bytes_in.fetch_add(bytes_in, Relaxed);
+    counters.bytes_out.fetch_add(bytes_out, Relaxed);
+}
+
+/// Read until EOF, an error, or the writer shutting the socket; every chunk into the chat.
+/// Returns the bytes read and whether it ended in an error.
+fn read_loop(mut stream: &TcpStream, id: MemberId, shared: &Mutex<Shared>) -> (u64, bool) {
+    let mut buf = [0u8; READ_BUF];
+    let mut total = 0u64;
+    loop {
+        let n = match stream.read(&mut buf) {
+            Ok(0) => return (total, false),
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => {
+                log::debug!("chat: read error: {e}");
+                return (total, true);
+            }
+        };
+        total += n as u64;
+        let mut sh = lock(shared);
+        let now = Instant::now();
+        sh.chat.receive(now, id, &buf[..n]);
+        drain(&mut sh, now);
+    }
+}
+
+/// The member's connection ended (or its writer could not start): tell the chat (harmless if it
+/// already closed the member) and let the writer finish.
+fn leave(shared: &Mutex<Shared>, id: MemberId, outbox: &Outbox, abort: bool) {
+    let mut sh = lock(shared);
+    let now = Instant::now();
+    sh.chat.disconnect(now, id, LeaveReason::Closed);
+    drain(&mut sh, now);
+    sh.outboxes.remove(&id);
+    drop(sh);
+    outbox.close(abort);
+}
+
+/// The writer thread: write whatever is queued, in order, as one batch per wake-up; at close, shut
+/// the socket down so the reader thread wakes up too. Returns the bytes written.
+fn write_loop(mut stream: TcpStream, outbox: &Outbox) -> u64 {
+    let mut batch: Vec<u8> = Vec::new();
+    let mut total = 0u64;
+    loop {
+        {
+            let mut st = lock(&outbox.state);
+            while st.queue.is_empty() && !st.closing {
+                st = outbox.ready.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+            if st.abort || (st.closing && st.queue.is_empty()) {
+                break;
+            }
+            batch.clear();
+            for data in st.queue.drain(..) {
+                batch.extend_from_slice(&data);
+            }
+        }
+        if let Err(e) = stream.write_all(&batch) {
+            log::debug!("chat: write error: {e}");
+            break;
+        }
+        total += batch.len() as u64;
+        lock(&outbox.state).bytes -= batch.len();
+    }
+    let _ = stream.shutdown(Shutdown::Both);
+    total
+}
+
+/// Run the chat's timers (idle timeouts) at their deadlines.
+fn timer_loop(shared: &Mutex<Shared>) {
+    loop {
+        let deadline = lock(shared).chat.poll_timeout();
+        let now = Instant::now();
+        match deadline {
+            Some(d) if d <= now => {
+                let mut sh = lock(shared);
+                sh.chat.handle_timeout(now);
+                drain(&mut sh, now);
+            }
+            Some(d) => thread::sleep((d - now).min(TIMER_TICK)),
+            None => thread::sleep(TIMER_TICK),
+        }
+    }
+}
