@@ -25,6 +25,7 @@ quick)
     rounds=1
     idle_conns="1000 10000"
     idle_secs=1s
+    chat_conns="100 1000"
     command="make bench-quick"
     ;;
 full)
@@ -33,6 +34,7 @@ full)
     rounds=3
     idle_conns="100 1000 10000"
     idle_secs=5s
+    chat_conns="10 100 1000 5000"
     command="make bench"
     ;;
 *)
@@ -55,7 +57,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-off=(--chat off --tftp off --celsius off)
+# Both models serve echo and chat; the chat's flood limit is raised so the senders' rate is allowed.
+serve=(--echo 127.0.0.1:0 --chat 127.0.0.1:0 --chat-flood-rate 1000 --chat-flood-burst 1000 --tftp off --celsius off)
 
 # listener LOG NAME: the address of "listening NAME ADDR" in LOG, if logged yet.
 listener() {
@@ -71,22 +74,23 @@ start() {
         wait "${!old_var}" 2>/dev/null
     fi
     case $name in
-    reactor) RUST_LOG=info "$bin" serve --echo 127.0.0.1:0 "${off[@]}" 2>"$log" & ;;
-    threaded) RUST_LOG=info "$bin" serve --model threaded --echo 127.0.0.1:0 "${off[@]}" 2>"$log" & ;;
+    reactor) RUST_LOG=info "$bin" serve "${serve[@]}" 2>"$log" & ;;
+    threaded) RUST_LOG=info "$bin" serve --model threaded "${serve[@]}" 2>"$log" & ;;
     minimal) RUST_LOG=info "$bin" bench minimal-server --target 127.0.0.1:0 2>"$log" & ;;
     esac
-    local pid=$! tcp=""
+    local pid=$! tcp="" last=chat/tcp
+    [ "$name" = minimal ] && last=minimal/tcp
     pids+=("$pid")
     for _ in $(seq 100); do
-        tcp=$(listener "$log" "[a-z]*/tcp")
-        [ -n "$tcp" ] && break
+        [ -n "$(listener "$log" $last)" ] && break
         sleep 0.1
     done
+    tcp=$(listener "$log" "[a-z]*/tcp")
     if [ -z "$tcp" ]; then
         echo "bench: $name did not start; see $log" >&2
         return 1
     fi
-    eval "${name}_pid=$pid ${name}_tcp=$tcp ${name}_udp=$(listener "$log" echo/udp)"
+    eval "${name}_pid=$pid ${name}_tcp=$tcp ${name}_udp=$(listener "$log" echo/udp) ${name}_chat=$(listener "$log" chat/tcp)"
     echo "bench: $name (pid $pid) on $tcp" >&2
 }
 
@@ -96,6 +100,7 @@ run() {
     shift 2
     local addr_var=${name}_tcp pid_var=${name}_pid
     [ "$scenario" = udp-echo ] && addr_var=${name}_udp
+    [ "$scenario" = chat ] && addr_var=${name}_chat
     echo "bench: $scenario $* against $name" >&2
     if ! "$bin" bench "$scenario" --target "${!addr_var}" --server-pid "${!pid_var}" --label "$name" --json "$@" \
         >>"$results" 2>>"$logs/client.log"; then
@@ -125,6 +130,11 @@ for round in $(seq "$rounds"); do
     for n in 1 100; do
         for server in reactor threaded; do
             run "$server" udp-echo --conns "$n" --depth 4 --duration "$secs"
+        done
+    done
+    for n in $chat_conns; do
+        for server in reactor threaded; do
+            run "$server" chat --conns "$n" --senders 10 --rate 10 --duration "$secs"
         done
     done
     echo "bench: round $round of $rounds done" >&2

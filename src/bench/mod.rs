@@ -14,6 +14,7 @@
 //! **Bounded.** Every scenario stops by itself: connections, duration, drain time and the number of
 //! latency samples kept are all bounded; loopback only.
 
+mod chat;
 mod connect;
 mod floor;
 mod idle;
@@ -45,6 +46,8 @@ pub enum Scenario {
     TcpEcho,
     /// N UDP sockets in a closed loop: msgs/s, latency, datagrams lost.
     UdpEcho,
+    /// N chat members in one room, K of them sending at --rate: deliveries/s, end-to-end latency.
+    Chat,
     /// Hold N idle TCP connections; read the server's RSS, threads and fds (needs --server-pid).
     Idle,
     /// CPU cost of one read + one write system call per message on a loopback pair (no server).
@@ -76,6 +79,12 @@ pub struct BenchArgs {
     /// How long to measure (after every connection is up).
     #[arg(long, short = 'd', value_name = "DURATION", default_value = "5s", value_parser = crate::cli::parse_duration)]
     pub duration: Duration,
+    /// chat: members that send (the first K members).
+    #[arg(long, value_name = "K", default_value_t = 10)]
+    pub senders: usize,
+    /// chat: lines per second each sender sends.
+    #[arg(long, value_name = "LINES", default_value_t = 10.0)]
+    pub rate: f64,
     /// The server's process id: its CPU time, memory, threads and fds are read from /proc.
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
@@ -157,6 +166,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         Scenario::TcpEcho => tcp_echo::run(&args)?,
         Scenario::UdpEcho => udp_echo::run(&args)?,
         Scenario::Idle => idle::run(&args)?,
+        Scenario::Chat => chat::run(&args)?,
         Scenario::Floor => floor::run(&args)?,
         Scenario::MinimalServer => return minimal::serve(args.target),
         Scenario::Report => return report::write(&args),

@@ -38,6 +38,7 @@ pub fn write(args: &BenchArgs) -> Result<ExitCode> {
             .collect()
     };
     let (tcp, udp, idle, floor) = (table("tcp-echo"), table("udp-echo"), table("idle"), table("floor"));
+    let chat = table("chat");
     let mut md = String::new();
     let machine = proc::machine();
     let _ = writeln!(md, "# netlab benchmark report\n");
@@ -59,8 +60,14 @@ pub fn write(args: &BenchArgs) -> Result<ExitCode> {
     let _ = writeln!(md, "![throughput](echo_throughput.svg) ![p99](echo_p99.svg)\n");
     let _ = writeln!(md, "![memory](idle_memory.svg) ![threads](idle_threads.svg)\n");
     findings(&mut md, &tcp, &idle, &floor);
-    echo_table(&mut md, "TCP echo", &tcp, &machine, &args.command);
-    echo_table(&mut md, "UDP echo", &udp, &machine, &args.command);
+    chat_findings(&mut md, &chat);
+    let echo = "Closed loop, {size} B messages, depth {depth}, {secs} s per row; every echoed byte checked.";
+    echo_table(&mut md, "TCP echo", echo, &tcp, &machine, &args.command);
+    echo_table(&mut md, "UDP echo", echo, &udp, &machine, &args.command);
+    let fanout = "Chat fan-out: N members in #lobby, {depth} of them each send 10 lines/s for {secs} s; msgs/s = \
+        deliveries per second (a line to one receiver); latency from the sender's write to each receiver's read; \
+        every line checked to reach every other member in order (lost = missing deliveries).";
+    echo_table(&mut md, "Chat", fanout, &chat, &machine, &args.command);
     idle_table(&mut md, &idle, &machine, &args.command);
     if let Some(f) = floor.values().next() {
         let _ = writeln!(
@@ -119,17 +126,20 @@ fn fmt_opt(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "-".into())
 }
 
-fn echo_table(md: &mut String, title: &str, t: &Table, machine: &str, command: &str) {
+fn echo_table(md: &mut String, title: &str, what: &str, t: &Table, machine: &str, command: &str) {
     if t.is_empty() {
         return;
     }
     let first = t.values().next().cloned().unwrap_or_default();
+    let what = what
+        .replace("{size}", &first.size.to_string())
+        .replace("{depth}", &first.depth.to_string())
+        .replace("{secs}", &format!("{:.0}", first.duration_s));
     let _ = writeln!(
         md,
-        "## {title}\n\nClosed loop, {} B messages, depth {}, {:.0} s per row; every echoed byte checked. \
-         Server CPU from /proc/PID/stat over the window. Machine: {machine}. Command: `{command}`; \
-         one row: `{}`.\n",
-        first.size, first.depth, first.duration_s, first.command
+        "## {title}\n\n{what} Server CPU from /proc/PID/stat over the window. Machine: {machine}. \
+         Command: `{command}`; one row: `{}`.\n",
+        first.command
     );
     let _ = writeln!(
         md,
@@ -237,6 +247,29 @@ fn findings(md: &mut String, tcp: &Table, idle: &Table, floor: &Table) {
                 r.connected
             );
         }
+    }
+}
+
+fn chat_findings(md: &mut String, chat: &Table) {
+    let mut ns: Vec<usize> = chat.keys().map(|(n, _)| *n).collect();
+    ns.dedup();
+    for n in ns {
+        let (Some(re), Some(th)) = (chat.get(&(n, "reactor".into())), chat.get(&(n, "threaded".into()))) else {
+            continue;
+        };
+        let _ = writeln!(
+            md,
+            "- **Chat, {n} members, {} senders:** reactor {:.0} deliveries/s, p99 {:.0} µs, {} lost; \
+             threaded {:.0} deliveries/s, p99 {:.0} µs, {} lost ({} threads).",
+            re.depth,
+            re.msgs_per_s,
+            re.p99_us,
+            re.lost,
+            th.msgs_per_s,
+            th.p99_us,
+            th.lost,
+            th.server_threads.map(|t| t.to_string()).unwrap_or("-".into())
+        );
     }
     md.push('\n');
 }

@@ -1,0 +1,179 @@
+//! `netlab bench` works against both models on tiny scenarios, and the threaded model is correct
+//! on the wire (echo over TCP and UDP, chat join and message). No timing assertions: only that the
+//! tool runs, checks what it should, and reports something sane.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream, UdpSocket};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Server, netlab_bin};
+
+const CHAT_FLAGS: [&str; 4] = ["--chat-flood-rate", "1000", "--chat-flood-burst", "1000"];
+
+fn reactor(args: &[&str]) -> Server {
+    Server::start(args)
+}
+
+fn threaded(args: &[&str]) -> Server {
+    let mut all = vec!["--model", "threaded"];
+    all.extend_from_slice(args);
+    Server::start(&all)
+}
+
+/// Run `netlab bench ARGS --json`; assert exit 0 and return the parsed result.
+fn bench(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(netlab_bin()).arg("bench").args(args).arg("--json").output().expect("run netlab bench");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "netlab bench {args:?} failed: {stderr}");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("bad JSON ({e}): {:?}", out.stdout))
+}
+
+fn num(v: &serde_json::Value, key: &str) -> f64 {
+    v[key].as_f64().unwrap_or_else(|| panic!("no number {key} in {v}"))
+}
+
+#[test]
+fn tcp_echo_runs_against_both_models() {
+    for (name, mut server) in [("reactor", reactor(&["--echo", "127.0.0.1:0"])), ("threaded", threaded(&["--echo", "127.0.0.1:0"]))] {
+        let target = server.addr("echo/tcp").to_string();
+        let pid = server.pid().to_string();
+        let r = bench(&["tcp-echo", "--target", &target, "--conns", "4", "--duration", "1s", "--server-pid", &pid, "--size", "100", "--depth", "2"]);
+        assert!(num(&r, "msgs") > 0.0, "{name}: {r}");
+        assert_eq!(num(&r, "errors"), 0.0, "{name}: {r}");
+        assert_eq!(num(&r, "connected"), 4.0, "{name}: {r}");
+        assert!(num(&r, "server_cpu_s") >= 0.0, "{name}: {r}");
+        let threads = num(&r, "server_threads");
+        if name == "reactor" {
+            assert_eq!(threads, 1.0, "the reactor serves from one thread: {r}");
+        } else {
+            assert!(threads >= 5.0, "threaded: a thread per connection plus listeners: {r}");
+        }
+        assert!(server.terminate(Duration::from_secs(5)).success(), "{name} did not exit cleanly");
+    }
+}
+
+#[test]
+fn udp_echo_and_idle_run_against_both_models() {
+    for mut server in [reactor(&["--echo", "127.0.0.1:0"]), threaded(&["--echo", "127.0.0.1:0"])] {
+        let udp = server.addr("echo/udp").to_string();
+        let r = bench(&["udp-echo", "--target", &udp, "--conns", "2", "--depth", "2", "--duration", "1s"]);
+        assert!(num(&r, "msgs") > 0.0, "{r}");
+        assert_eq!(num(&r, "errors"), 0.0, "{r}");
+        let tcp = server.addr("echo/tcp").to_string();
+        let pid = server.pid().to_string();
+        let r = bench(&["idle", "--target", &tcp, "--conns", "50", "--duration", "0.2s", "--server-pid", &pid]);
+        assert_eq!(num(&r, "connected"), 50.0, "every idle connection echoed its byte at the end: {r}");
+        assert!(num(&r, "server_fds") >= 50.0, "{r}");
+        assert!(r["rss_per_conn"].is_number(), "{r}");
+        server.terminate(Duration::from_secs(5));
+    }
+}
+
+#[test]
+fn chat_runs_against_both_models_and_every_line_arrives() {
+    let args = ["--chat", "127.0.0.1:0", CHAT_FLAGS[0], CHAT_FLAGS[1], CHAT_FLAGS[2], CHAT_FLAGS[3]];
+    for server in [reactor(&args), threaded(&args)] {
+        let target = server.addr("chat/tcp").to_string();
+        let r = bench(&["chat", "--target", &target, "--conns", "6", "--senders", "2", "--rate", "20", "--duration", "1s"]);
+        // 2 senders × ~20 lines × 5 receivers each.
+        assert!(num(&r, "msgs") >= 100.0, "{r}");
+        assert_eq!(num(&r, "lost"), 0.0, "{r}");
+        assert_eq!(num(&r, "errors"), 0.0, "{r}");
+    }
+}
+
+#[test]
+fn bench_refuses_non_loopback_targets() {
+    let out = Command::new(netlab_bin()).args(["bench", "tcp-echo", "--target", "192.0.2.1:7"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
+}
+
+#[test]
+fn report_is_written_from_results() {
+    let server = reactor(&["--echo", "127.0.0.1:0"]);
+    let dir = std::env::temp_dir().join(format!("netlab-bench-report-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let target = server.addr("echo/tcp").to_string();
+    let mut lines = String::new();
+    for label in ["reactor", "threaded"] {
+        let r = bench(&["tcp-echo", "--target", &target, "--conns", "2", "--duration", "0.3s", "--label", label]);
+        lines.push_str(&format!("{r}\n"));
+    }
+    let results = dir.join("results.jsonl");
+    std::fs::write(&results, lines).unwrap();
+    let out = dir.join("REPORT.md");
+    let status = Command::new(netlab_bin())
+        .args(["bench", "report", "--results", results.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let md = std::fs::read_to_string(&out).unwrap();
+    assert!(md.contains("| 2 | reactor |") && md.contains("| 2 | threaded |"), "{md}");
+    let svg = std::fs::read_to_string(dir.join("echo_throughput.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("reactor"), "{svg}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn threaded_echo_returns_every_byte_and_flushes_on_half_close() {
+    let server = threaded(&["--echo", "127.0.0.1:0"]);
+    let mut s = TcpStream::connect(server.addr("echo/tcp")).unwrap();
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut reader = s.try_clone().unwrap();
+    let expect = data.clone();
+    let back = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        reader.read_to_end(&mut got).unwrap();
+        got
+    });
+    s.write_all(&data).unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    // EOF after everything: the server flushed what it owed, then closed its side.
+    assert!(back.join().unwrap() == expect, "echoed bytes differ");
+
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    udp.send_to(b"ping", server.addr("echo/udp")).unwrap();
+    let mut buf = [0u8; 16];
+    let (n, from) = udp.recv_from(&mut buf).unwrap();
+    assert_eq!((&buf[..n], from), (&b"ping"[..], server.addr("echo/udp")));
+}
+
+#[test]
+fn threaded_chat_join_and_message() {
+    let server = threaded(&["--chat", "127.0.0.1:0"]);
+    let addr = server.addr("chat/tcp");
+    let join = |nick: &str| {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        (&s).write_all(format!("{nick}\n").as_bytes()).unwrap();
+        wait_line(&mut r, "* you joined #lobby");
+        (s, r)
+    };
+    let (_alice, mut alice_r) = join("alice");
+    let (mut bob, mut bob_r) = join("bob");
+    wait_line(&mut alice_r, "* bob joined #lobby");
+    bob.write_all(b"hello alice\n").unwrap();
+    assert!(wait_line(&mut alice_r, "bob: hello alice").starts_with('['));
+    bob.write_all(b"/quit\n").unwrap();
+    wait_line(&mut bob_r, "* bye");
+    wait_line(&mut alice_r, "* bob left #lobby");
+}
+
+/// Read lines until one contains `needle`; panics at EOF or after the read timeout.
+fn wait_line(r: &mut impl BufRead, needle: &str) -> String {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = r.read_line(&mut line).unwrap_or_else(|e| panic!("waiting for {needle:?}: {e}"));
+        assert!(n > 0, "EOF while waiting for {needle:?}");
+        if line.contains(needle) {
+            return line;
+        }
+    }
+}
