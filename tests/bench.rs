@@ -25,7 +25,8 @@ fn threaded(args: &[&str]) -> Server {
 
 /// Run `netlab bench ARGS --json`; assert exit 0 and return the parsed result.
 fn bench(args: &[&str]) -> serde_json::Value {
-    let out = Command::new(netlab_bin()).arg("bench").args(args).arg("--json").output().expect("run netlab bench");
+    let out =
+        Command::new(netlab_bin()).arg("bench").args(args).arg("--json").output().expect("run netlab bench");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "netlab bench {args:?} failed: {stderr}");
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("bad JSON ({e}): {:?}", out.stdout))
@@ -37,10 +38,26 @@ fn num(v: &serde_json::Value, key: &str) -> f64 {
 
 #[test]
 fn tcp_echo_runs_against_both_models() {
-    for (name, mut server) in [("reactor", reactor(&["--echo", "127.0.0.1:0"])), ("threaded", threaded(&["--echo", "127.0.0.1:0"]))] {
+    for (name, mut server) in
+        [("reactor", reactor(&["--echo", "127.0.0.1:0"])), ("threaded", threaded(&["--echo", "127.0.0.1:0"]))]
+    {
         let target = server.addr("echo/tcp").to_string();
         let pid = server.pid().to_string();
-        let r = bench(&["tcp-echo", "--target", &target, "--conns", "4", "--duration", "1s", "--server-pid", &pid, "--size", "100", "--depth", "2"]);
+        let r = bench(&[
+            "tcp-echo",
+            "--target",
+            &target,
+            "--conns",
+            "4",
+            "--duration",
+            "1s",
+            "--server-pid",
+            &pid,
+            "--size",
+            "100",
+            "--depth",
+            "2",
+        ]);
         assert!(num(&r, "msgs") > 0.0, "{name}: {r}");
         assert_eq!(num(&r, "errors"), 0.0, "{name}: {r}");
         assert_eq!(num(&r, "connected"), 4.0, "{name}: {r}");
@@ -64,7 +81,8 @@ fn udp_echo_and_idle_run_against_both_models() {
         assert_eq!(num(&r, "errors"), 0.0, "{r}");
         let tcp = server.addr("echo/tcp").to_string();
         let pid = server.pid().to_string();
-        let r = bench(&["idle", "--target", &tcp, "--conns", "50", "--duration", "0.2s", "--server-pid", &pid]);
+        let r =
+            bench(&["idle", "--target", &tcp, "--conns", "50", "--duration", "0.2s", "--server-pid", &pid]);
         assert_eq!(num(&r, "connected"), 50.0, "every idle connection echoed its byte at the end: {r}");
         assert!(num(&r, "server_fds") >= 50.0, "{r}");
         assert!(r["rss_per_conn"].is_number(), "{r}");
@@ -77,7 +95,19 @@ fn chat_runs_against_both_models_and_every_line_arrives() {
     let args = ["--chat", "127.0.0.1:0", CHAT_FLAGS[0], CHAT_FLAGS[1], CHAT_FLAGS[2], CHAT_FLAGS[3]];
     for server in [reactor(&args), threaded(&args)] {
         let target = server.addr("chat/tcp").to_string();
-        let r = bench(&["chat", "--target", &target, "--conns", "6", "--senders", "2", "--rate", "20", "--duration", "1s"]);
+        let r = bench(&[
+            "chat",
+            "--target",
+            &target,
+            "--conns",
+            "6",
+            "--senders",
+            "2",
+            "--rate",
+            "20",
+            "--duration",
+            "1s",
+        ]);
         // 2 senders × ~20 lines × 5 receivers each.
         assert!(num(&r, "msgs") >= 100.0, "{r}");
         assert_eq!(num(&r, "lost"), 0.0, "{r}");
@@ -87,7 +117,8 @@ fn chat_runs_against_both_models_and_every_line_arrives() {
 
 #[test]
 fn bench_refuses_non_loopback_targets() {
-    let out = Command::new(netlab_bin()).args(["bench", "tcp-echo", "--target", "192.0.2.1:7"]).output().unwrap();
+    let out =
+        Command::new(netlab_bin()).args(["bench", "tcp-echo", "--target", "192.0.2.1:7"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
 }
@@ -100,7 +131,8 @@ fn report_is_written_from_results() {
     let target = server.addr("echo/tcp").to_string();
     let mut lines = String::new();
     for label in ["reactor", "threaded"] {
-        let r = bench(&["tcp-echo", "--target", &target, "--conns", "2", "--duration", "0.3s", "--label", label]);
+        let r =
+            bench(&["tcp-echo", "--target", &target, "--conns", "2", "--duration", "0.3s", "--label", label]);
         lines.push_str(&format!("{r}\n"));
     }
     let results = dir.join("results.jsonl");

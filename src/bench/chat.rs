@@ -79,7 +79,14 @@ impl Run {
         }
     }
 
-    fn line(&mut self, joined: &mut bool, expect: &mut [u64], line: &[u8], now: Instant, end: Option<Instant>) -> Result<(), String> {
+    fn line(
+        &mut self,
+        joined: &mut bool,
+        expect: &mut [u64],
+        line: &[u8],
+        now: Instant,
+        end: Option<Instant>,
+    ) -> Result<(), String> {
         let text = String::from_utf8_lossy(line);
         let text = text.trim_end();
         if text.starts_with("* you joined #") {
@@ -91,7 +98,9 @@ impl Run {
         let Some((_, body)) = text.split_once(": m ") else { return Ok(()) };
         let nums: Vec<u64> = body.split_whitespace().filter_map(|w| w.parse().ok()).collect();
         let [sender, seq, micros] = nums[..] else { return Err(format!("bad message line: {text}")) };
-        let Some(want) = expect.get_mut(sender as usize) else { return Err(format!("unknown sender: {text}")) };
+        let Some(want) = expect.get_mut(sender as usize) else {
+            return Err(format!("unknown sender: {text}"));
+        };
         if seq != *want {
             return Err(format!("from sender {sender}: expected line {}, got {seq}", *want));
         }
@@ -135,7 +144,8 @@ pub fn run(args: &BenchArgs) -> Result<BenchResult> {
     let mut poll = Poll::new()?;
     let pb = progress(args.duration, "chat");
     pb.set_message("connecting");
-    let streams = connect::connect_all(&mut poll, args.target, args.conns, |n| pb.set_message(format!("{n} up")))?;
+    let streams =
+        connect::connect_all(&mut poll, args.target, args.conns, |n| pb.set_message(format!("{n} up")))?;
     let mut members: Vec<Member> = streams
         .into_iter()
         .enumerate()
@@ -148,7 +158,13 @@ pub fn run(args: &BenchArgs) -> Result<BenchResult> {
             dead: false,
         })
         .collect();
-    let mut run = Run { t0: Instant::now(), lat: Latencies::default(), deliveries: 0, errors: 0, buf: vec![0; 64 * 1024] };
+    let mut run = Run {
+        t0: Instant::now(),
+        lat: Latencies::default(),
+        deliveries: 0,
+        errors: 0,
+        buf: vec![0; 64 * 1024],
+    };
     let mut events = Events::with_capacity(1024);
     // Join: every member sends its nickname and waits to be in the room.
     pb.set_message("joining");
@@ -164,7 +180,9 @@ pub fn run(args: &BenchArgs) -> Result<BenchResult> {
     }
     // Settle: let the join notices drain.
     let settle_end = Instant::now() + SETTLE_MAX;
-    while Instant::now() < settle_end && step(&mut poll, &mut events, &mut members, &mut run, QUIET, None)? > 0 {}
+    while Instant::now() < settle_end
+        && step(&mut poll, &mut events, &mut members, &mut run, QUIET, None)? > 0
+    {}
     let (server0, client0) = (args.server_pid.and_then(proc::sample), proc::thread_cpu_s());
     let t0 = Instant::now();
     run.t0 = t0;
@@ -189,13 +207,23 @@ pub fn run(args: &BenchArgs) -> Result<BenchResult> {
         let wake = (0..senders).map(|s| next(s, sent[s])).min().unwrap_or(end).min(end);
         pb.set_position((now - t0).as_millis() as u64);
         pb.set_message(format!("{} deliveries", run.deliveries));
-        step(&mut poll, &mut events, &mut members, &mut run, wake.saturating_duration_since(Instant::now()), Some(end))?;
+        step(
+            &mut poll,
+            &mut events,
+            &mut members,
+            &mut run,
+            wake.saturating_duration_since(Instant::now()),
+            Some(end),
+        )?;
     }
     let (server1, client1) = (args.server_pid.and_then(proc::sample), proc::thread_cpu_s());
     pb.finish_and_clear();
     // Every receiver must get every line of every other sender.
     let complete = |members: &[Member]| {
-        members.iter().enumerate().all(|(r, m)| m.dead || (0..senders).all(|s| s == r || m.expect[s] == sent[s]))
+        members
+            .iter()
+            .enumerate()
+            .all(|(r, m)| m.dead || (0..senders).all(|s| s == r || m.expect[s] == sent[s]))
     };
     let drain_end = Instant::now() + DRAIN;
     while !complete(&members) && Instant::now() < drain_end {

@@ -254,7 +254,8 @@ fn chat_findings(md: &mut String, chat: &Table) {
     let mut ns: Vec<usize> = chat.keys().map(|(n, _)| *n).collect();
     ns.dedup();
     for n in ns {
-        let (Some(re), Some(th)) = (chat.get(&(n, "reactor".into())), chat.get(&(n, "threaded".into()))) else {
+        let (Some(re), Some(th)) = (chat.get(&(n, "reactor".into())), chat.get(&(n, "threaded".into())))
+        else {
             continue;
         };
         let _ = writeln!(
