@@ -1,0 +1,525 @@
+//! [`TftpService`]: the TFTP server as a [`Service`] — one listening socket, and one socket and one
+//! state machine per transfer, all deadlines in one [`Timers`] heap.
+//!
+//! Malformed packets, by one rule:
+//! - On the listening socket, a datagram too short to hold an opcode, or a DATA/ACK/ERROR/OACK (a
+//!   stray from some old transfer), is dropped; any other unparseable request (unknown opcode, missing
+//!   NUL, empty name, bad mode, option without value) gets ERROR 4 and nothing is opened.
+//! - On a transfer's socket, a datagram from anyone but the peer gets ERROR 5 (unless it is itself an
+//!   ERROR) and changes nothing; an unparseable datagram from the peer is dropped (retransmission
+//!   recovers); a well-formed packet of the wrong type (DATA to a read, ACK to a write, a request)
+//!   ends the transfer with ERROR 4.
+//! - Nothing ever answers an ERROR packet or a datagram from port 0.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use netlab_core::{Input, Opened, Output, Service, SockId, SockKind, Timers};
+
+use crate::files::FileSystem;
+use crate::options::{MAX_BLKSIZE, Negotiated, negotiate};
+use crate::packet::{ErrorCode, Kind, Mode, Packet, error_packet};
+use crate::transfer::{Receiver, Retry, Sender, Status};
+
+/// Tag of the listening socket's `Listen`; transfer sockets use tags from 1 up.
+const TAG_LISTEN: u64 = 0;
+
+/// Server settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where the listening socket binds.
+    pub addr: SocketAddr,
+    /// Accept write requests at all.
+    pub allow_upload: bool,
+    /// Largest upload in bytes (None: no cap). A declared tsize over it is refused up front.
+    pub max_upload: Option<u64>,
+    /// Most transfers at once.
+    pub max_transfers: usize,
+    /// Most transfers at once from one IP address.
+    pub max_per_client: usize,
+    /// First retransmit timeout when the client does not negotiate one.
+    pub timeout: Duration,
+    /// Resends (with doubling timeout) before a transfer is dropped.
+    pub max_retries: u32,
+    /// Largest blksize agreed to.
+    pub max_blksize: usize,
+}
+
+impl Config {
+    /// Defaults for a server listening on `addr`: no uploads, 1 s timeout, 5 retries.
+    pub fn new(addr: SocketAddr) -> Self {
+        Config {
+            addr,
+            allow_upload: false,
+            max_upload: None,
+            max_transfers: 1000,
+            max_per_client: 100,
+            timeout: Duration::from_secs(1),
+            max_retries: 5,
+            max_blksize: MAX_BLKSIZE,
+        }
+    }
+}
+
+/// A transfer's state machine.
+enum Machine {
+    /// Serving a read.
+    Send(Sender),
+    /// Serving a write.
+    Recv(Receiver),
+}
+
+impl Machine {
+    fn status(&self) -> &Status {
+        match self {
+            Machine::Send(s) => s.status(),
+            Machine::Recv(r) => r.status(),
+        }
+    }
+    fn deadline(&self) -> Instant {
+        match self {
+            Machine::Send(s) => s.retry.deadline,
+            Machine::Recv(r) => r.retry.deadline,
+        }
+    }
+    fn bytes(&self) -> u64 {
+        match self {
+            Machine::Send(s) => s.bytes,
+            Machine::Recv(r) => r.bytes,
+        }
+    }
+}
+
+/// One transfer, from request to log line.
+struct Transfer {
+    /// The client's address and port (its TID).
+    peer: SocketAddr,
+    /// File name for the log (control characters removed, shortened).
+    file: String,
+    /// Read or write.
+    kind: Kind,
+    /// Transfer mode.
+    mode: Mode,
+    /// Agreed options, for the log.
+    options: String,
+    /// When the request arrived.
+    started: Instant,
+    /// The state machine.
+    machine: Machine,
+    /// Its socket, once opened.
+    sock: Option<SockId>,
+}
+
+/// The TFTP server.
+pub struct TftpService<F: FileSystem> {
+    cfg: Config,
+    fs: F,
+    /// The listening socket and its bound address.
+    listener: Option<Opened>,
+    out: VecDeque<Output>,
+    /// Transfers waiting for their socket, by `Open` tag.
+    pending: HashMap<u64, Transfer>,
+    /// Transfers with a socket.
+    active: HashMap<SockId, Transfer>,
+    /// Peers (address and port) with a pending or active transfer: a repeated request is ignored.
+    peers: HashSet<SocketAddr>,
+    /// Transfers per client IP.
+    per_ip: HashMap<IpAddr, usize>,
+    /// One deadline per active transfer.
+    timers: Timers<SockId>,
+    next_tag: u64,
+    /// The `now` of the current call, for durations in log lines.
+    now: Option<Instant>,
+    /// Scratch list of packets a machine wants sent.
+    scratch: Vec<Bytes>,
+    counters: Counters,
+}
+
+/// What the service counts.
+#[derive(Default)]
+struct Counters {
+    ok: u64,
+    failed: u64,
+    refused: u64,
+    malformed: u64,
+    foreign_tid: u64,
+    duplicate_requests: u64,
+    bytes_sent: u64,
+    bytes_received: u64,
+}
+
+impl<F: FileSystem> TftpService<F> {
+    /// A server with settings `cfg` over file system `fs`.
+    pub fn new(cfg: Config, fs: F) -> Self {
+        let mut out = VecDeque::new();
+        out.push_back(Output::Listen {
+            tag: TAG_LISTEN,
+            kind: SockKind::Udp,
+            addr: cfg.addr,
+            limits: Default::default(),
+        });
+        TftpService {
+            cfg,
+            fs,
+            listener: None,
+            out,
+            pending: HashMap::new(),
+            active: HashMap::new(),
+            peers: HashSet::new(),
+            per_ip: HashMap::new(),
+            timers: Timers::new(),
+            next_tag: 1,
+            now: None,
+            scratch: Vec::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Transfers in progress (including those waiting for their socket).
+    pub fn transfers(&self) -> usize {
+        self.pending.len() + self.active.len()
+    }
+
+    fn send(&mut self, sock: SockId, to: SocketAddr, data: Bytes) {
+        self.out.push_back(Output::SendTo { sock, to, data });
+    }
+
+    fn reply_error(&mut self, sock: SockId, to: SocketAddr, code: ErrorCode, msg: &str) {
+        self.send(sock, to, Bytes::from(error_packet(code, msg)));
+    }
+
+    /// A datagram on the listening socket.
+    fn on_request(&mut self, now: Instant, lsock: SockId, from: SocketAddr, data: &[u8]) {
+        let opcode = if data.len() >= 2 { u16::from_be_bytes([data[0], data[1]]) } else { 0 };
+        let (kind, filename, mode, options) = match Packet::parse(data) {
+            Ok(Packet::Request { kind, filename, mode, options }) => (kind, filename, mode, options),
+            // Too short to say anything, or a stray packet of some old transfer: never answered.
+            Ok(_) | Err(_) if data.len() < 2 || (3..=6).contains(&opcode) => {
+                self.counters.malformed += 1;
+                log::debug!("tftp: dropped a stray {}-byte datagram from {from}", data.len());
+                return;
+            }
+            Ok(_) => return,
+            Err(e) => {
+                self.counters.malformed += 1;
+                log::debug!("tftp: malformed request from {from}: {e}");
+                return self.reply_error(lsock, from, ErrorCode::IllegalOperation, &e.to_string());
+            }
+        };
+        if mode == Mode::Mail {
+            self.counters.malformed += 1;
+            return self.reply_error(lsock, from, ErrorCode::IllegalOperation, "Mail mode not supported");
+        }
+        if self.peers.contains(&from) {
+            self.counters.duplicate_requests += 1;
+            log::debug!("tftp: duplicate request from {from} ignored");
+            return;
+        }
+        if let Err((code, msg)) = self.check_caps(kind, from) {
+            self.counters.refused += 1;
+            log::debug!("tftp: refused {from}: {msg}");
+            return self.reply_error(lsock, from, code, msg);
+        }
+        match self.prepare(now, kind, filename, mode, &options) {
+            Ok((machine, negotiated)) => {
+                let tag = self.next_tag;
+                self.next_tag += 1;
+                let t = Transfer {
+                    peer: from,
+                    file: printable(filename),
+                    kind,
+                    mode,
+                    options: negotiated.describe(),
+                    started: now,
+                    machine,
+                    sock: None,
+                };
+                self.pending.insert(tag, t);
+                self.peers.insert(from);
+                *self.per_ip.entry(from.ip()).or_default() += 1;
+                let ip = self.listener.map_or(self.cfg.addr.ip(), |l| l.local.ip());
+                let addr = SocketAddr::new(ip, 0);
+                self.out.push_back(Output::Open { tag, kind: SockKind::Udp, addr });
+            }
+            Err((code, msg)) => {
+                self.counters.refused += 1;
+                log::info!(
+                    "tftp: {from} {} \"{}\" {}: refused: {msg}",
+                    verb(kind),
+                    printable(filename),
+                    mode.as_str()
+                );
+                self.reply_error(lsock, from, code, msg);
+            }
+        }
+    }
+
+    fn check_caps(&self, kind: Kind, from: SocketAddr) -> Result<(), (ErrorCode, &'static str)> {
+        if kind == Kind::Write && !self.cfg.allow_upload {
+            return Err((ErrorCode::AccessViolation, "Uploads are disabled"));
+        }
+        if self.transfers() >= self.cfg.max_transfers {
+            return Err((ErrorCode::Undefined, "Server busy, try again later"));
+        }
+        if self.per_ip.get(&from.ip()).copied().unwrap_or(0) >= self.cfg.max_per_client {
+            return Err((ErrorCode::Undefined, "Too many transfers from your address"));
+        }
+        Ok(())
+    }
+
+    /// Open the file and agree the options, before anything is sent: no ERROR ever follows an OACK
+    /// for a reason known up front.
+    fn prepare(
+        &mut self,
+        now: Instant,
+        kind: Kind,
+        filename: &str,
+        mode: Mode,
+        options: &[(&str, &str)],
+    ) -> Result<(Machine, Negotiated), (ErrorCode, &'static str)> {
+        let cfg = &self.cfg;
+        let machine_for = |n: &Negotiated| {
+            let retry = Retry::new(now, n.timeout.unwrap_or(cfg.timeout), cfg.max_retries);
+            let oack =
+                (!n.oack.is_empty()).then(|| Bytes::from(Packet::Oack { options: n.oack_pairs() }.to_vec()));
+            (retry, oack)
+        };
+        match kind {
+            Kind::Read => {
+                let file = self.fs.open_read(filename).map_err(|e| e.to_tftp())?;
+                let n = negotiate(kind, mode, options, Some(file.size()), cfg.max_blksize, None)?;
+                let (retry, oack) = machine_for(&n);
+                let s = Sender::new(file, mode, n.blksize, n.windowsize, retry, oack);
+                Ok((Machine::Send(s), n))
+            }
+            Kind::Write => {
+                let n = negotiate(kind, mode, options, None, cfg.max_blksize, cfg.max_upload)?;
+                let (retry, oack) = machine_for(&n);
+                let first = oack.unwrap_or_else(|| Bytes::from(crate::packet::ack_packet(0)));
+                let file = self.fs.create(filename).map_err(|e| e.to_tftp())?;
+                let r =
+                    Receiver::new(file, mode, n.blksize, n.windowsize, retry, Some(first), cfg.max_upload);
+                Ok((Machine::Recv(r), n))
+            }
+        }
+    }
+
+    /// A transfer's socket is open: send its first packet.
+    fn on_opened(&mut self, now: Instant, tag: u64, opened: Opened) {
+        let Some(mut t) = self.pending.remove(&tag) else {
+            // Nobody waits for it any more (shutdown): give it back.
+            self.out.push_back(Output::Close { sock: opened.sock, flush: false });
+            return;
+        };
+        t.sock = Some(opened.sock);
+        let mut pkts = std::mem::take(&mut self.scratch);
+        match &mut t.machine {
+            Machine::Send(s) => s.start(now, &mut pkts),
+            Machine::Recv(r) => r.start(now, &mut pkts),
+        }
+        self.timers.insert(t.machine.deadline(), opened.sock);
+        self.active.insert(opened.sock, t);
+        self.after_step(opened.sock, pkts);
+    }
+
+    /// Send what a machine produced, then finish the transfer if it ended.
+    fn after_step(&mut self, sock: SockId, mut pkts: Vec<Bytes>) {
+        let Some(t) = self.active.get(&sock) else { return };
+        let peer = t.peer;
+        for p in pkts.drain(..) {
+            self.send(sock, peer, p);
+        }
+        self.scratch = pkts;
+        let t = &self.active[&sock];
+        if matches!(t.machine.status(), Status::Finished | Status::Failed(_)) {
+            let outcome = match t.machine.status() {
+                Status::Failed(r) => r.clone(),
+                _ => "ok".to_string(),
+            };
+            self.finish(sock, &outcome);
+        }
+    }
+
+    /// End a transfer: log it, free its socket and its slot in every table.
+    fn finish(&mut self, sock: SockId, outcome: &str) {
+        let Some(t) = self.active.remove(&sock) else { return };
+        self.out.push_back(Output::Close { sock, flush: false });
+        self.release(&t, outcome);
+    }
+
+    fn release(&mut self, t: &Transfer, outcome: &str) {
+        self.peers.remove(&t.peer);
+        if let Some(n) = self.per_ip.get_mut(&t.peer.ip()) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&t.peer.ip());
+            }
+        }
+        let ok = outcome == "ok";
+        if ok {
+            self.counters.ok += 1;
+        } else {
+            self.counters.failed += 1;
+        }
+        let bytes = t.machine.bytes();
+        match t.kind {
+            Kind::Read => self.counters.bytes_sent += bytes,
+            Kind::Write => self.counters.bytes_received += bytes,
+        }
+        log::info!(
+            "tftp: {} {} \"{}\" {} [{}] {} bytes in {:.3}s: {}",
+            t.peer,
+            verb(t.kind),
+            t.file,
+            t.mode.as_str(),
+            t.options,
+            bytes,
+            self.now.map_or(0.0, |n| n.saturating_duration_since(t.started).as_secs_f64()),
+            outcome
+        );
+    }
+
+    /// A datagram on a transfer's socket.
+    fn on_transfer_packet(&mut self, now: Instant, sock: SockId, from: SocketAddr, data: &[u8]) {
+        let Some(t) = self.active.get_mut(&sock) else { return };
+        if from != t.peer {
+            self.counters.foreign_tid += 1;
+            log::debug!("tftp: packet from foreign TID {from} on transfer with {}", t.peer);
+            if from.port() != 0 && !matches!(Packet::parse(data), Ok(Packet::Error { .. })) {
+                self.reply_error(sock, from, ErrorCode::UnknownTid, "Unknown transfer ID");
+            }
+            return;
+        }
+        let Ok(pkt) = Packet::parse(data) else {
+            self.counters.malformed += 1;
+            log::debug!("tftp: dropped a malformed packet from {from}");
+            return;
+        };
+        let mut pkts = std::mem::take(&mut self.scratch);
+        match &mut t.machine {
+            Machine::Send(s) => s.on_packet(now, &pkt, &mut pkts),
+            Machine::Recv(r) => r.on_packet(now, &pkt, &mut pkts),
+        }
+        self.after_step(sock, pkts);
+    }
+}
+
+fn verb(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Read => "get",
+        Kind::Write => "put",
+    }
+}
+
+/// A file name fit for a log line: no control characters, at most 100 characters.
+fn printable(name: &str) -> String {
+    name.chars().filter(|c| !c.is_control()).take(100).collect()
+}
+
+impl<F: FileSystem> Service for TftpService<F> {
+    fn name(&self) -> &'static str {
+        "tftp"
+    }
+
+    fn handle_input(&mut self, now: Instant, input: Input<'_>) {
+        self.now = Some(now);
+        match input {
+            Input::Opened { tag: TAG_LISTEN, result: Ok(opened) } => self.listener = Some(opened),
+            Input::Opened { tag: TAG_LISTEN, result: Err(e) } => log::error!("tftp: cannot listen: {e}"),
+            Input::Opened { tag, result: Ok(opened) } => self.on_opened(now, tag, opened),
+            Input::Opened { tag, result: Err(e) } => {
+                if let Some(t) = self.pending.remove(&tag) {
+                    log::warn!("tftp: cannot open a transfer socket: {e}");
+                    if let Some(l) = self.listener {
+                        self.reply_error(l.sock, t.peer, ErrorCode::Undefined, "Server cannot open a socket");
+                    }
+                    self.release(&t, "no socket");
+                }
+            }
+            Input::Datagram { sock, from, data, .. } => {
+                if from.port() == 0 {
+                    return;
+                }
+                if self.listener.is_some_and(|l| l.sock == sock) {
+                    self.on_request(now, sock, from, data);
+                } else {
+                    self.on_transfer_packet(now, sock, from, data);
+                }
+            }
+            Input::Closed { sock, reason } => {
+                if self.listener.is_some_and(|l| l.sock == sock) {
+                    self.listener = None;
+                } else if self.active.contains_key(&sock) {
+                    if let Some(t) = self.active.remove(&sock) {
+                        self.release(&t, &format!("socket {reason}"));
+                    }
+                }
+            }
+            Input::SendFailed { sock, to, error } => {
+                log::debug!("tftp: send on {sock} to {to} failed: {error}")
+            }
+            Input::Accepted { .. } | Input::Stream { .. } | Input::Eof { .. } => {}
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.now = Some(now);
+        while let Some((_, sock)) = self.timers.pop_expired(now) {
+            let Some(t) = self.active.get_mut(&sock) else { continue };
+            if t.machine.deadline() > now {
+                // Moved later by progress since this entry was armed.
+                let at = t.machine.deadline();
+                self.timers.insert(at, sock);
+                continue;
+            }
+            let mut pkts = std::mem::take(&mut self.scratch);
+            match &mut t.machine {
+                Machine::Send(s) => s.on_timeout(now, &mut pkts),
+                Machine::Recv(r) => r.on_timeout(now, &mut pkts),
+            }
+            let at = t.machine.deadline();
+            self.after_step(sock, pkts);
+            if self.active.contains_key(&sock) {
+                self.timers.insert(at, sock);
+            }
+        }
+    }
+
+    fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next_deadline()
+    }
+
+    fn handle_shutdown(&mut self, now: Instant) {
+        self.now = Some(now);
+        let socks: Vec<SockId> = self.active.keys().copied().collect();
+        for sock in socks {
+            let peer = self.active[&sock].peer;
+            self.reply_error(sock, peer, ErrorCode::Undefined, "Server shutting down");
+            self.finish(sock, "server shutdown");
+        }
+        for (_, t) in std::mem::take(&mut self.pending) {
+            self.release(&t, "server shutdown");
+        }
+    }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        let c = &self.counters;
+        vec![
+            ("transfers_now", self.transfers() as u64),
+            ("transfers_ok", c.ok),
+            ("transfers_failed", c.failed),
+            ("refused", c.refused),
+            ("malformed", c.malformed),
+            ("foreign_tid", c.foreign_tid),
+            ("duplicate_requests", c.duplicate_requests),
+            ("bytes_sent", c.bytes_sent),
+            ("bytes_received", c.bytes_received),
+        ]
+    }
+}
