@@ -17,6 +17,7 @@
 //! resends with a doubled timeout, up to a retry cap. When the machine finishes or fails, the
 //! service logs one line, closes the socket (`Output::Close`) and forgets the transfer.
 
+mod client;
 pub mod files;
 pub mod netascii;
 pub mod options;
@@ -24,6 +25,7 @@ pub mod packet;
 mod service;
 pub mod transfer;
 
+pub use client::{Client, Transmit};
 pub use files::{FileSystem, FsError, MemFs, ReadFile, WriteFile};
 pub use options::Negotiated;
 pub use packet::{ErrorCode, Kind, Mode, Packet, ParseError};

@@ -110,6 +110,8 @@ struct Transfer {
     machine: Machine,
     /// Its socket, once opened.
     sock: Option<SockId>,
+    /// Its log line is written (an upload is logged when complete, before its dally ends).
+    logged: bool,
 }
 
 /// The TFTP server.
@@ -235,6 +237,7 @@ impl<F: FileSystem> TftpService<F> {
                     started: now,
                     machine,
                     sock: None,
+                    logged: false,
                 };
                 self.pending.insert(tag, t);
                 self.peers.insert(from);
@@ -332,13 +335,16 @@ impl<F: FileSystem> TftpService<F> {
             self.send(sock, peer, p);
         }
         self.scratch = pkts;
-        let t = &self.active[&sock];
-        if matches!(t.machine.status(), Status::Finished | Status::Failed(_)) {
-            let outcome = match t.machine.status() {
-                Status::Failed(r) => r.clone(),
-                _ => "ok".to_string(),
-            };
-            self.finish(sock, &outcome);
+        let Some(t) = self.active.get_mut(&sock) else { return };
+        match t.machine.status().clone() {
+            Status::Running => {}
+            Status::Complete if !t.logged => {
+                t.logged = true;
+                log_outcome(&mut self.counters, self.now, t, "ok");
+            }
+            Status::Complete => {}
+            Status::Finished => self.finish(sock, "ok"),
+            Status::Failed(why) => self.finish(sock, &why),
         }
     }
 
@@ -349,6 +355,7 @@ impl<F: FileSystem> TftpService<F> {
         self.release(&t, outcome);
     }
 
+    /// Forget a transfer (its socket is already closed or never opened), logging it if not yet.
     fn release(&mut self, t: &Transfer, outcome: &str) {
         self.peers.remove(&t.peer);
         if let Some(n) = self.per_ip.get_mut(&t.peer.ip()) {
@@ -357,30 +364,10 @@ impl<F: FileSystem> TftpService<F> {
                 self.per_ip.remove(&t.peer.ip());
             }
         }
-        let ok = outcome == "ok";
-        if ok {
-            self.counters.ok += 1;
-        } else {
-            self.counters.failed += 1;
+        if !t.logged {
+            log_outcome(&mut self.counters, self.now, t, outcome);
         }
-        let bytes = t.machine.bytes();
-        match t.kind {
-            Kind::Read => self.counters.bytes_sent += bytes,
-            Kind::Write => self.counters.bytes_received += bytes,
-        }
-        log::info!(
-            "tftp: {} {} \"{}\" {} [{}] {} bytes in {:.3}s: {}",
-            t.peer,
-            verb(t.kind),
-            t.file,
-            t.mode.as_str(),
-            t.options,
-            bytes,
-            self.now.map_or(0.0, |n| n.saturating_duration_since(t.started).as_secs_f64()),
-            outcome
-        );
     }
-
     /// A datagram on a transfer's socket.
     fn on_transfer_packet(&mut self, now: Instant, sock: SockId, from: SocketAddr, data: &[u8]) {
         let Some(t) = self.active.get_mut(&sock) else { return };
@@ -404,6 +391,32 @@ impl<F: FileSystem> TftpService<F> {
         }
         self.after_step(sock, pkts);
     }
+}
+
+/// Count a finished transfer and write its one log line.
+fn log_outcome(counters: &mut Counters, now: Option<Instant>, t: &Transfer, outcome: &str) {
+    let ok = outcome == "ok";
+    if ok {
+        counters.ok += 1;
+    } else {
+        counters.failed += 1;
+    }
+    let bytes = t.machine.bytes();
+    match t.kind {
+        Kind::Read => counters.bytes_sent += bytes,
+        Kind::Write => counters.bytes_received += bytes,
+    }
+    log::info!(
+        "tftp: {} {} \"{}\" {} [{}] {} bytes in {:.3}s: {}",
+        t.peer,
+        verb(t.kind),
+        t.file,
+        t.mode.as_str(),
+        t.options,
+        bytes,
+        now.map_or(0.0, |n| n.saturating_duration_since(t.started).as_secs_f64()),
+        outcome
+    );
 }
 
 fn verb(kind: Kind) -> &'static str {

@@ -22,6 +22,13 @@ use crate::packet::{ErrorCode, Mode, Packet, ack_packet, data_packet, error_pack
 /// Longest a single retransmit timeout grows to by doubling.
 pub const MAX_RTO: Duration = Duration::from_secs(16);
 
+/// How many base timeouts a receiver lingers after its final ACK, re-acknowledging a resent last
+/// block: long enough to cover the sender's first two resends (1 + 2 timeouts).
+pub const DALLY_TIMEOUTS: u32 = 4;
+
+/// Upper bound on the dally, whatever timeout the client negotiated.
+pub const MAX_DALLY: Duration = Duration::from_secs(10);
+
 /// Where a transfer stands.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Status {
@@ -40,7 +47,7 @@ pub enum Status {
 #[derive(Clone, Debug)]
 pub struct Retry {
     /// The first timeout, restored after every bit of progress.
-    base: Duration,
+    pub(crate) base: Duration,
     /// The current timeout (doubles on each resend).
     rto: Duration,
     /// Resends since the last progress.
@@ -58,14 +65,14 @@ impl Retry {
     }
 
     /// Progress: back to the base timeout.
-    fn reset(&mut self, now: Instant) {
+    pub(crate) fn reset(&mut self, now: Instant) {
         self.rto = self.base;
         self.retries = 0;
         self.deadline = now + self.rto;
     }
 
     /// A timeout fired: false if the retries are used up, else the deadline moves out (doubled).
-    fn backoff(&mut self, now: Instant) -> bool {
+    pub(crate) fn backoff(&mut self, now: Instant) -> bool {
         if self.retries >= self.max_retries {
             return false;
         }
@@ -423,6 +430,7 @@ impl Receiver {
             }
             out.extend(self.current_ack());
             self.status = Status::Complete;
+            self.retry.deadline = now + (self.retry.base * DALLY_TIMEOUTS).min(MAX_DALLY.max(self.retry.base));
         } else if self.in_window >= self.windowsize {
             self.in_window = 0;
             out.extend(self.current_ack());
