@@ -59,7 +59,17 @@ impl Client {
         timeout: Duration,
         max_retries: u32,
     ) -> Self {
-        Self::new(Kind::Read, server, name, mode, options, Phase::Requesting(Some(sink), None), now, timeout, max_retries)
+        Self::new(
+            Kind::Read,
+            server,
+            name,
+            mode,
+            options,
+            Phase::Requesting(Some(sink), None),
+            now,
+            timeout,
+            max_retries,
+        )
     }
 
     /// Write `source` to `server` as `name`.
@@ -74,7 +84,17 @@ impl Client {
         timeout: Duration,
         max_retries: u32,
     ) -> Self {
-        Self::new(Kind::Write, server, name, mode, options, Phase::Requesting(None, Some(source)), now, timeout, max_retries)
+        Self::new(
+            Kind::Write,
+            server,
+            name,
+            mode,
+            options,
+            Phase::Requesting(None, Some(source)),
+            now,
+            timeout,
+            max_retries,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -89,7 +109,8 @@ impl Client {
         timeout: Duration,
         max_retries: u32,
     ) -> Self {
-        let request = Bytes::from(Packet::Request { kind, filename: name, mode, options: options.to_vec() }.to_vec());
+        let request =
+            Bytes::from(Packet::Request { kind, filename: name, mode, options: options.to_vec() }.to_vec());
         Client {
             phase,
             server,

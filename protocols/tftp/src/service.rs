@@ -16,7 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use netlab_core::{Input, Opened, Output, Service, SockId, SockKind, Timers};
+use netlab_core::{Input, Opened, Output, Service, SockId, SockKind, TimerId, Timers};
 
 use crate::files::FileSystem;
 use crate::options::{MAX_BLKSIZE, Negotiated, negotiate};
@@ -110,6 +110,8 @@ struct Transfer {
     machine: Machine,
     /// Its socket, once opened.
     sock: Option<SockId>,
+    /// Its deadline in the service's heap, while it has a socket.
+    timer: Option<TimerId>,
     /// Its log line is written (an upload is logged when complete, before its dally ends).
     logged: bool,
 }
@@ -237,6 +239,7 @@ impl<F: FileSystem> TftpService<F> {
                     started: now,
                     machine,
                     sock: None,
+                    timer: None,
                     logged: false,
                 };
                 self.pending.insert(tag, t);
@@ -322,7 +325,7 @@ impl<F: FileSystem> TftpService<F> {
             Machine::Send(s) => s.start(now, &mut pkts),
             Machine::Recv(r) => r.start(now, &mut pkts),
         }
-        self.timers.insert(t.machine.deadline(), opened.sock);
+        t.timer = Some(self.timers.insert(t.machine.deadline(), opened.sock));
         self.active.insert(opened.sock, t);
         self.after_step(opened.sock, pkts);
     }
@@ -336,6 +339,10 @@ impl<F: FileSystem> TftpService<F> {
         }
         self.scratch = pkts;
         let Some(t) = self.active.get_mut(&sock) else { return };
+        // Progress only moves the deadline later: a slot write, no heap push (lazy re-arm).
+        if let Some(id) = t.timer {
+            self.timers.reschedule(id, t.machine.deadline());
+        }
         match t.machine.status().clone() {
             Status::Running => {}
             Status::Complete if !t.logged => {
@@ -351,6 +358,9 @@ impl<F: FileSystem> TftpService<F> {
     /// End a transfer: log it, free its socket and its slot in every table.
     fn finish(&mut self, sock: SockId, outcome: &str) {
         let Some(t) = self.active.remove(&sock) else { return };
+        if let Some(id) = t.timer {
+            self.timers.cancel(id);
+        }
         self.out.push_back(Output::Close { sock, flush: false });
         self.release(&t, outcome);
     }
@@ -481,22 +491,17 @@ impl<F: FileSystem> Service for TftpService<F> {
         self.now = Some(now);
         while let Some((_, sock)) = self.timers.pop_expired(now) {
             let Some(t) = self.active.get_mut(&sock) else { continue };
-            if t.machine.deadline() > now {
-                // Moved later by progress since this entry was armed.
-                let at = t.machine.deadline();
-                self.timers.insert(at, sock);
-                continue;
-            }
+            t.timer = None;
             let mut pkts = std::mem::take(&mut self.scratch);
             match &mut t.machine {
                 Machine::Send(s) => s.on_timeout(now, &mut pkts),
                 Machine::Recv(r) => r.on_timeout(now, &mut pkts),
             }
             let at = t.machine.deadline();
-            self.after_step(sock, pkts);
-            if self.active.contains_key(&sock) {
-                self.timers.insert(at, sock);
+            if t.machine.status() != &Status::Finished && !matches!(t.machine.status(), Status::Failed(_)) {
+                t.timer = Some(self.timers.insert(at, sock));
             }
+            self.after_step(sock, pkts);
         }
     }
 

@@ -430,7 +430,8 @@ impl Receiver {
             }
             out.extend(self.current_ack());
             self.status = Status::Complete;
-            self.retry.deadline = now + (self.retry.base * DALLY_TIMEOUTS).min(MAX_DALLY.max(self.retry.base));
+            self.retry.deadline =
+                now + (self.retry.base * DALLY_TIMEOUTS).min(MAX_DALLY.max(self.retry.base));
         } else if self.in_window >= self.windowsize {
             self.in_window = 0;
             out.extend(self.current_ack());

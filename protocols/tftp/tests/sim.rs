@@ -9,7 +9,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use netlab_core::{Bytes, Input, Opened, Output, RecvMeta, Service, SockId};
-use netlab_tftp::{Client, Config, FileSystem, FsError, MemFs, Mode, ReadFile, Status, TftpService, WriteFile};
+use netlab_tftp::{
+    Client, Config, FileSystem, FsError, MemFs, Mode, ReadFile, Status, TftpService, WriteFile,
+};
 
 /// xorshift64*: a small seeded PRNG, so every run of a seed is the same run.
 struct Rng(u64);
@@ -115,7 +117,13 @@ fn run(case: Case) {
     let mut svc = TftpService::new(cfg, SimFs { reads, upload: upload.clone() });
     let mut now = Instant::now();
     let t0 = now;
-    let mut link = Link { rng: Rng(case.seed.wrapping_mul(7) | 1), loss: case.loss, dup: 5, queue: BTreeMap::new(), seq: 0 };
+    let mut link = Link {
+        rng: Rng(case.seed.wrapping_mul(7) | 1),
+        loss: case.loss,
+        dup: 5,
+        queue: BTreeMap::new(),
+        seq: 0,
+    };
     let mut socks: HashMap<SocketAddr, SockId> = HashMap::new();
     let mut addrs: HashMap<SockId, SocketAddr> = HashMap::new();
     let mut next_index = 1;
@@ -144,7 +152,11 @@ fn run(case: Case) {
                 Output::Listen { tag, addr, .. } | Output::Open { tag, addr, .. } => {
                     next_index += 1;
                     let sock = SockId { index: next_index, generation: 0 };
-                    let local = if addr.port() == 0 { SocketAddr::new(addr.ip(), 40000 + next_index as u16) } else { addr };
+                    let local = if addr.port() == 0 {
+                        SocketAddr::new(addr.ip(), 40000 + next_index as u16)
+                    } else {
+                        addr
+                    };
                     socks.insert(local, sock);
                     addrs.insert(sock, local);
                     if addr.port() == 0 {
@@ -156,7 +168,10 @@ fn run(case: Case) {
                 Output::Close { sock, .. } => {
                     closed += 1;
                     socks.remove(&addrs[&sock]);
-                    svc.handle_input(now, Input::Closed { sock, reason: netlab_core::CloseReason::Requested });
+                    svc.handle_input(
+                        now,
+                        Input::Closed { sock, reason: netlab_core::CloseReason::Requested },
+                    );
                 }
                 Output::Write { .. } => unreachable!(),
             }
@@ -169,7 +184,10 @@ fn run(case: Case) {
         {
             let delivered = if case.put { upload.borrow() } else { got.borrow() };
             let n = delivered.len();
-            assert!(n <= file.len() && delivered[checked..] == file[checked..n], "{case:?}: not a prefix after {steps} steps");
+            assert!(
+                n <= file.len() && delivered[checked..] == file[checked..n],
+                "{case:?}: not a prefix after {steps} steps"
+            );
             checked = n;
         }
         let client_done = matches!(client.status(), Status::Complete | Status::Finished);
@@ -230,9 +248,15 @@ fn transfers_survive_loss_duplication_and_reordering() {
     let mut seed = 1;
     for put in [false, true] {
         for mode in [Mode::Octet, Mode::Netascii] {
-            for &(size, blksize, window) in
-                &[(0, 512, 1), (511, 512, 1), (512, 512, 1), (5000, 512, 4), (70_000, 1468, 16), (3000, 8, 3), (100_000, 65464, 4)]
-            {
+            for &(size, blksize, window) in &[
+                (0, 512, 1),
+                (511, 512, 1),
+                (512, 512, 1),
+                (5000, 512, 4),
+                (70_000, 1468, 16),
+                (3000, 8, 3),
+                (100_000, 65464, 4),
+            ] {
                 for loss in [0, 10] {
                     seed += 1;
                     run(Case { put, mode, size, blksize, window, loss, seed });
