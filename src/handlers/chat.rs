@@ -52,6 +52,7 @@ pub fn register(args: &ChatArgs, services: &mut Vec<Box<dyn Service>>) -> Result
 pub fn config(args: &ChatArgs) -> Result<ChatConfig> {
     ensure!(args.chat_max_line >= 1, "--chat-max-line must be at least 1");
     ensure!(args.chat_max_users >= 1, "--chat-max-users must be at least 1");
+    ensure!(!args.chat_idle_timeout.is_zero(), "--chat-idle-timeout must be more than 0");
     // One relayed line is the text plus a stamp, a nickname and CRLF: it must fit under the cap.
     ensure!(
         args.chat_output_limit >= args.chat_max_line.saturating_add(MAX_DECORATION),

@@ -153,8 +153,8 @@ impl Chat {
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some((_, id)) = self.idle.pop_expired(now) {
             self.stats.kicked_idle += 1;
-            let secs = self.config.idle_timeout.as_secs();
-            self.send(id, &format!("! idle for {secs}s: disconnecting"));
+            let idle = self.config.idle_timeout;
+            self.send(id, &format!("! idle for {idle:?}: disconnecting"));
             self.kick(id, LeaveReason::Timeout);
         }
     }
