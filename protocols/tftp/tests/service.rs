@@ -45,6 +45,14 @@ fn closes(outs: &[Output]) -> usize {
 }
 
 #[test]
+fn requests_from_privileged_ports_are_dropped() {
+    let (mut h, l, _) = harness(false);
+    assert!(dgram(&mut h, l, "127.0.0.1:7", b"\x00\x01big\x00octet\x00").is_empty());
+    assert!(dgram(&mut h, l, "127.0.0.1:19", b"\x00\x09junk").is_empty());
+    assert_eq!(h.svc.transfers(), 0);
+}
+
+#[test]
 fn read_without_options_then_duplicate_acks_send_nothing() {
     let (mut h, l, _) = harness(false);
     let outs = dgram(&mut h, l, PEER, b"\x00\x01hello.txt\x00octet\x00");
@@ -138,9 +146,9 @@ fn uploads_refused_when_disabled_and_capped_per_client() {
     let (mut h, l, _) = harness(false);
     let s = sent(&dgram(&mut h, l, PEER, b"\x00\x02new\x00octet\x00"));
     assert_eq!(s[0].2[..4], *b"\x00\x05\x00\x02");
-    assert_eq!(sent(&dgram(&mut h, l, "127.0.0.1:1", b"\x00\x01big\x00octet\x00")).len(), 1);
-    assert_eq!(sent(&dgram(&mut h, l, "127.0.0.1:2", b"\x00\x01big\x00octet\x00")).len(), 1);
-    let s = sent(&dgram(&mut h, l, "127.0.0.1:3", b"\x00\x01big\x00octet\x00"));
+    assert_eq!(sent(&dgram(&mut h, l, "127.0.0.1:2001", b"\x00\x01big\x00octet\x00")).len(), 1);
+    assert_eq!(sent(&dgram(&mut h, l, "127.0.0.1:2002", b"\x00\x01big\x00octet\x00")).len(), 1);
+    let s = sent(&dgram(&mut h, l, "127.0.0.1:2003", b"\x00\x01big\x00octet\x00"));
     assert_eq!(s[0].0, l, "refusal comes from the listener");
     assert_eq!(s[0].2[..4], *b"\x00\x05\x00\x00");
 }
