@@ -139,6 +139,8 @@ pub struct TftpService<F: FileSystem> {
     next_tag: u64,
     /// The `now` of the current call, for durations in log lines.
     now: Option<Instant>,
+    /// Rate limit for refusal log lines.
+    refusal_log: request::RefusalLog,
     /// Scratch list of packets a machine wants sent.
     scratch: Vec<Bytes>,
     counters: Counters,
@@ -181,6 +183,7 @@ impl<F: FileSystem> TftpService<F> {
             next_tag: 1,
             now: None,
             scratch: Vec::new(),
+            refusal_log: Default::default(),
             counters: Counters::default(),
         }
     }
@@ -424,7 +427,7 @@ impl<F: FileSystem> Service for TftpService<F> {
             ("transfers_now", self.transfers() as u64),
             ("transfers_ok", c.ok),
             ("transfers_failed", c.failed),
-            ("refused", c.refused),
+            ("requests_refused", c.refused),
             ("malformed", c.malformed),
             ("foreign_tid", c.foreign_tid),
             ("duplicate_requests", c.duplicate_requests),

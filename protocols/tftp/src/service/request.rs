@@ -41,12 +41,11 @@ impl<F: FileSystem> TftpService<F> {
             log::debug!("tftp: duplicate request from {from} ignored");
             return;
         }
-        if let Err((code, msg)) = self.check_caps(kind, from) {
-            self.counters.refused += 1;
-            log::debug!("tftp: refused {from}: {msg}");
-            return self.reply_error(lsock, from, code, msg);
-        }
-        match self.prepare(now, kind, filename, mode, &options) {
+        let prepared = match self.check_caps(kind, from) {
+            Ok(()) => self.prepare(now, kind, filename, mode, &options),
+            Err(e) => Err(e),
+        };
+        match prepared {
             Ok((machine, negotiated)) => {
                 let tag = self.next_tag;
                 self.next_tag += 1;
@@ -71,12 +70,10 @@ impl<F: FileSystem> TftpService<F> {
             }
             Err((code, msg)) => {
                 self.counters.refused += 1;
-                log::info!(
-                    "tftp: {from} {} \"{}\" {}: refused: {msg}",
-                    verb(kind),
-                    printable(filename),
-                    mode.as_str()
-                );
+                if self.refusal_log.allow(now) {
+                    let (name, mode) = (printable(filename), mode.as_str());
+                    log::info!("tftp: {from} {} \"{name}\" {mode}: refused: {msg}", verb(kind));
+                }
                 self.reply_error(lsock, from, code, msg);
             }
         }
@@ -129,6 +126,38 @@ impl<F: FileSystem> TftpService<F> {
                     Receiver::new(file, mode, n.blksize, n.windowsize, retry, Some(first), cfg.max_upload);
                 Ok((Machine::Recv(r), n))
             }
+        }
+    }
+}
+
+/// Refused requests are logged at info, but a flood of them must not flood the log: at most
+/// [`RefusalLog::PER_SECOND`] lines a second, then one line saying how many were left out.
+#[derive(Default)]
+pub(super) struct RefusalLog {
+    /// Start of the current one-second window.
+    window: Option<Instant>,
+    /// Lines written in it.
+    written: u32,
+    /// Lines left out in it.
+    suppressed: u64,
+}
+
+impl RefusalLog {
+    const PER_SECOND: u32 = 10;
+
+    fn allow(&mut self, now: Instant) -> bool {
+        if self.window.is_none_or(|w| now.saturating_duration_since(w) >= std::time::Duration::from_secs(1)) {
+            if self.suppressed > 0 {
+                log::info!("tftp: {} more refused requests not logged", self.suppressed);
+            }
+            *self = RefusalLog { window: Some(now), written: 0, suppressed: 0 };
+        }
+        if self.written < Self::PER_SECOND {
+            self.written += 1;
+            true
+        } else {
+            self.suppressed += 1;
+            false
         }
     }
 }
