@@ -22,6 +22,7 @@ pub mod files;
 pub mod netascii;
 pub mod options;
 pub mod packet;
+mod receiver;
 mod service;
 pub mod transfer;
 
