@@ -199,3 +199,16 @@ fn upload_is_committed_after_the_last_block_only() {
     let s = sent(&dgram(&mut h, l, PEER, b"\x00\x02up\x00octet\x00"));
     assert_eq!(s[0].2[..4], *b"\x00\x05\x00\x06");
 }
+
+#[test]
+fn a_dallying_upload_gives_way_to_the_same_clients_next_request() {
+    let (mut h, l, fs) = harness(true);
+    let outs = dgram(&mut h, l, PEER, b"\x00\x02up2\x00octet\x00");
+    let tsock = sent(&outs)[0].0;
+    dgram(&mut h, tsock, PEER, b"\x00\x03\x00\x01tiny");
+    assert_eq!(fs.get("up2").unwrap(), b"tiny");
+    let outs = dgram(&mut h, l, PEER, b"\x00\x01hello.txt\x00octet\x00");
+    assert_eq!(closes(&outs), 1, "the dallying upload is closed");
+    assert_eq!(sent(&outs)[0].2, b"\x00\x03\x00\x01hello world");
+    assert_eq!(h.svc.transfers(), 1);
+}

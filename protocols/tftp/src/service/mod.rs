@@ -12,7 +12,7 @@
 //! - Nothing ever answers an ERROR packet or a datagram from port 0, and requests from privileged
 //!   ports (below 1024) are dropped: see `netlab_core::is_reflection_risk`.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -130,8 +130,9 @@ pub struct TftpService<F: FileSystem> {
     pending: HashMap<u64, Transfer>,
     /// Transfers with a socket.
     active: HashMap<SockId, Transfer>,
-    /// Peers (address and port) with a pending or active transfer: a repeated request is ignored.
-    peers: HashSet<SocketAddr>,
+    /// Peers (address and port) with a pending or active transfer, and its socket once open: a
+    /// repeated request is ignored.
+    peers: HashMap<SocketAddr, Option<SockId>>,
     /// Transfers per client IP.
     per_ip: HashMap<IpAddr, usize>,
     /// One deadline per active transfer.
@@ -177,7 +178,7 @@ impl<F: FileSystem> TftpService<F> {
             out,
             pending: HashMap::new(),
             active: HashMap::new(),
-            peers: HashSet::new(),
+            peers: HashMap::new(),
             per_ip: HashMap::new(),
             timers: Timers::new(),
             next_tag: 1,
@@ -215,6 +216,7 @@ impl<F: FileSystem> TftpService<F> {
             Machine::Recv(r) => r.start(now, &mut pkts),
         }
         t.timer = Some(self.timers.insert(t.machine.deadline(), opened.sock));
+        self.peers.insert(t.peer, Some(opened.sock));
         self.active.insert(opened.sock, t);
         self.after_step(opened.sock, pkts);
     }

@@ -11,7 +11,7 @@ use super::{Machine, TftpService, Transfer, printable, verb};
 use crate::files::FileSystem;
 use crate::options::{Negotiated, negotiate};
 use crate::packet::{ErrorCode, Kind, Mode, Packet};
-use crate::transfer::{Receiver, Retry, Sender};
+use crate::transfer::{Receiver, Retry, Sender, Status};
 
 impl<F: FileSystem> TftpService<F> {
     /// A datagram on the listening socket.
@@ -36,7 +36,14 @@ impl<F: FileSystem> TftpService<F> {
             self.counters.malformed += 1;
             return self.reply_error(lsock, from, ErrorCode::IllegalOperation, "Mail mode not supported");
         }
-        if self.peers.contains(&from) {
+        // An upload that is complete and only dallying gives way to the same client's next request
+        // (tftp-hpa sends every command of a session from one port).
+        if let Some(&Some(sock)) = self.peers.get(&from) {
+            if self.active.get(&sock).is_some_and(|t| t.machine.status() == &Status::Complete) {
+                self.finish(sock, "ok");
+            }
+        }
+        if self.peers.contains_key(&from) {
             self.counters.duplicate_requests += 1;
             log::debug!("tftp: duplicate request from {from} ignored");
             return;
@@ -62,7 +69,7 @@ impl<F: FileSystem> TftpService<F> {
                     logged: false,
                 };
                 self.pending.insert(tag, t);
-                self.peers.insert(from);
+                self.peers.insert(from, None);
                 *self.per_ip.entry(from.ip()).or_default() += 1;
                 let ip = self.listener.map_or(self.cfg.addr.ip(), |l| l.local.ip());
                 let addr = SocketAddr::new(ip, 0);
