@@ -26,6 +26,7 @@ quick)
     idle_conns="1000 10000"
     idle_secs=1s
     chat_conns="100 1000"
+    tftp_conns="4"
     command="make bench-quick"
     ;;
 full)
@@ -35,6 +36,7 @@ full)
     idle_conns="100 1000 10000"
     idle_secs=5s
     chat_conns="10 100 1000 5000"
+    tftp_conns="1 8 32"
     command="make bench"
     ;;
 *)
@@ -59,6 +61,11 @@ trap cleanup EXIT
 
 # Both models serve echo and chat; the chat's flood limit is raised so the senders' rate is allowed.
 serve=(--echo 127.0.0.1:0 --chat 127.0.0.1:0 --chat-flood-rate 1000 --chat-flood-burst 1000 --tftp off --celsius off)
+# Only the reactor serves TFTP (the threaded model has no TFTP): a 1 MB file of random bytes.
+tftp_root=$out/logs/tftp-root
+mkdir -p "$tftp_root"
+head -c 1000000 /dev/urandom >"$tftp_root/1mb.bin"
+tftp=(--tftp 127.0.0.1:0 --tftp-root "$tftp_root" --tftp-max-per-client 64)
 
 # listener LOG NAME: the address of "listening NAME ADDR" in LOG, if logged yet.
 listener() {
@@ -74,12 +81,13 @@ start() {
         wait "${!old_var}" 2>/dev/null
     fi
     case $name in
-    reactor) RUST_LOG=info "$bin" serve "${serve[@]}" 2>"$log" & ;;
+    reactor) RUST_LOG=info "$bin" serve "${serve[@]}" "${tftp[@]}" 2>"$log" & ;;
     threaded) RUST_LOG=info "$bin" serve --model threaded "${serve[@]}" 2>"$log" & ;;
     minimal) RUST_LOG=info "$bin" bench minimal-server --target 127.0.0.1:0 2>"$log" & ;;
     esac
     local pid=$! tcp="" last=chat/tcp
     [ "$name" = minimal ] && last=minimal/tcp
+    [ "$name" = reactor ] && last=tftp/udp
     pids+=("$pid")
     for _ in $(seq 100); do
         [ -n "$(listener "$log" $last)" ] && break
@@ -90,7 +98,7 @@ start() {
         echo "bench: $name did not start; see $log" >&2
         return 1
     fi
-    eval "${name}_pid=$pid ${name}_tcp=$tcp ${name}_udp=$(listener "$log" echo/udp) ${name}_chat=$(listener "$log" chat/tcp)"
+    eval "${name}_pid=$pid ${name}_tcp=$tcp ${name}_udp=$(listener "$log" echo/udp) ${name}_chat=$(listener "$log" chat/tcp) ${name}_tftp=$(listener "$log" tftp/udp)"
     echo "bench: $name (pid $pid) on $tcp" >&2
 }
 
@@ -101,6 +109,7 @@ run() {
     local addr_var=${name}_tcp pid_var=${name}_pid
     [ "$scenario" = udp-echo ] && addr_var=${name}_udp
     [ "$scenario" = chat ] && addr_var=${name}_chat
+    [ "$scenario" = tftp ] && addr_var=${name}_tftp
     echo "bench: $scenario $* against $name" >&2
     if ! "$bin" bench "$scenario" --target "${!addr_var}" --server-pid "${!pid_var}" --label "$name" --json "$@" \
         >>"$results" 2>>"$logs/client.log"; then
@@ -136,6 +145,11 @@ for round in $(seq "$rounds"); do
         for server in reactor threaded; do
             run "$server" chat --conns "$n" --senders 10 --rate 10 --duration "$secs"
         done
+    done
+    for n in $tftp_conns; do
+        run reactor tftp --conns "$n" --file 1mb.bin --expect "$tftp_root/1mb.bin" --duration "$secs"
+        run reactor tftp --conns "$n" --file 1mb.bin --expect "$tftp_root/1mb.bin" --duration "$secs" \
+            --blksize 8192 --windowsize 8 --label "reactor (blksize 8192, window 8)"
     done
     echo "bench: round $round of $rounds done" >&2
 done

@@ -209,3 +209,54 @@ fn wait_line(r: &mut impl BufRead, needle: &str) -> String {
         }
     }
 }
+
+#[test]
+fn tftp_downloads_are_checked() {
+    let dir = std::env::temp_dir().join(format!("netlab-bench-tftp-root-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i * 13 % 256) as u8).collect();
+    std::fs::write(dir.join("f.bin"), &data).unwrap();
+    let server = reactor(&["--tftp", "127.0.0.1:0", "--tftp-root", dir.to_str().unwrap()]);
+    let target = server.addr("tftp/udp").to_string();
+    let expect = dir.join("f.bin");
+    let r = bench(&[
+        "tftp",
+        "--target",
+        &target,
+        "--conns",
+        "2",
+        "--file",
+        "f.bin",
+        "--expect",
+        expect.to_str().unwrap(),
+        "--duration",
+        "0.5s",
+    ]);
+    assert!(num(&r, "msgs") >= 2.0, "{r}");
+    assert_eq!(num(&r, "errors"), 0.0, "{r}");
+    // A wrong expectation is caught: every download then counts as an error, and the exit is 1.
+    std::fs::write(dir.join("other.bin"), b"not the same").unwrap();
+    let other = dir.join("other.bin");
+    let out = Command::new(netlab_bin())
+        .args([
+            "bench",
+            "tftp",
+            "--target",
+            &target,
+            "--conns",
+            "1",
+            "--file",
+            "f.bin",
+            "--duration",
+            "0.1s",
+            "--json",
+        ])
+        .arg("--expect")
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(num(&r, "errors") >= 1.0, "{r}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -23,6 +23,7 @@ mod minimal;
 mod proc;
 mod report;
 mod tcp_echo;
+mod tftp;
 mod udp_echo;
 
 use std::net::SocketAddr;
@@ -50,6 +51,8 @@ pub enum Scenario {
     Chat,
     /// Hold N idle TCP connections; read the server's RSS, threads and fds (needs --server-pid).
     Idle,
+    /// M parallel TFTP downloads (`netlab tftp get`), back to back: total MB/s, every file checked.
+    Tftp,
     /// CPU cost of one read + one write system call per message on a loopback pair (no server).
     Floor,
     /// Serve TCP echo from a minimal hand-written mio loop on --target (the floor for a real loop).
@@ -58,8 +61,9 @@ pub enum Scenario {
     Report,
 }
 
-/// Flags of `netlab bench`.
+/// Flags of `netlab bench`. A flag given twice takes its last value (scripts append overrides).
 #[derive(Args, Debug, Clone)]
+#[command(args_override_self = true)]
 pub struct BenchArgs {
     /// Scenario to run.
     #[arg(value_enum)]
@@ -85,6 +89,18 @@ pub struct BenchArgs {
     /// chat: lines per second each sender sends.
     #[arg(long, value_name = "LINES", default_value_t = 10.0)]
     pub rate: f64,
+    /// tftp: the file to download, as the server names it.
+    #[arg(long, value_name = "REMOTE")]
+    pub file: Option<String>,
+    /// tftp: the same file on this machine, to check every download against.
+    #[arg(long, value_name = "LOCAL")]
+    pub expect: Option<PathBuf>,
+    /// tftp: block size to ask for.
+    #[arg(long, default_value_t = 1468)]
+    pub blksize: u32,
+    /// tftp: window size to ask for (RFC 7440).
+    #[arg(long, default_value_t = 1)]
+    pub windowsize: u32,
     /// The server's process id: its CPU time, memory, threads and fds are read from /proc.
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
@@ -167,6 +183,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         Scenario::UdpEcho => udp_echo::run(&args)?,
         Scenario::Idle => idle::run(&args)?,
         Scenario::Chat => chat::run(&args)?,
+        Scenario::Tftp => tftp::run(&args)?,
         Scenario::Floor => floor::run(&args)?,
         Scenario::MinimalServer => return minimal::serve(args.target),
         Scenario::Report => return report::write(&args),

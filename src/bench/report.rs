@@ -10,6 +10,29 @@ use plotters::prelude::*;
 
 use super::{BenchArgs, BenchResult, proc};
 
+/// How the numbers were taken, and what is fair about them.
+const METHOD: &str = "## Method\n\n\
+- **Same protocol code.** Both models run the same crates (`netlab-echo`'s reflection rule, \
+  `netlab-chat`'s `Chat` core); only the I/O model differs.\n\
+- **The threaded baseline** (`src/threaded/`): blocking std sockets, one OS thread per TCP connection \
+  (128 KiB stack, a 16 KiB read buffer on it), `TCP_NODELAY` and the reactor's listen backlog; one \
+  thread for UDP echo; chat keeps `Chat` behind one `Mutex`, with a reader and a writer thread per \
+  member and a per-member outbox capped at the chat's output limit, so a client that stops reading \
+  blocks only its own writer.\n\
+- **The floor.** `minimal` is a hand-written mio echo loop with nothing else in it; `floor` is one \
+  `read` + one `write` per message on a loopback pair with no poll at all.\n\
+- **Fairness.** The load generator (`netlab bench`) is one thread around its own `mio::Poll`, so on \
+  this 2-core machine it takes at most one core and leaves the other to the server; its CPU time is \
+  in the `client CPU s` column. Server CPU is read from `/proc/PID/stat` (all threads, living or \
+  exited) over the measured window only. Servers are started once and loaded in turn, one \
+  connection count at a time (reactor, threaded, minimal), so slow drifts hit all of them; idle \
+  runs start fresh servers so that RSS before connecting is a true baseline.\n\
+- **Caveats.** The machine is shared (other builds may run during a quick run): compare rows taken \
+  close together, and prefer `make bench` (3 rounds, median) to `make bench-quick` (1 round). RSS \
+  counts user-space memory only; each thread also costs a kernel stack, counted machine-wide in the \
+  idle table's `kernel/conn` column with both ends' socket buffers. In a closed loop, p99 latency \
+  grows with the connection count by Little's law (N messages in flight / throughput).\n\n";
+
 /// Results of one scenario keyed by (connections, label); repeats keep the median by msgs/s.
 type Table = BTreeMap<(usize, String), BenchResult>;
 
@@ -39,6 +62,7 @@ pub fn write(args: &BenchArgs) -> Result<ExitCode> {
     };
     let (tcp, udp, idle, floor) = (table("tcp-echo"), table("udp-echo"), table("idle"), table("floor"));
     let chat = table("chat");
+    let tftp = table("tftp");
     let mut md = String::new();
     let machine = proc::machine();
     let _ = writeln!(md, "# netlab benchmark report\n");
@@ -59,6 +83,7 @@ pub fn write(args: &BenchArgs) -> Result<ExitCode> {
     );
     let _ = writeln!(md, "![throughput](echo_throughput.svg) ![p99](echo_p99.svg)\n");
     let _ = writeln!(md, "![memory](idle_memory.svg) ![threads](idle_threads.svg)\n");
+    md.push_str(METHOD);
     findings(&mut md, &tcp, &idle, &floor);
     chat_findings(&mut md, &chat);
     let echo = "Closed loop, {size} B messages, depth {depth}, {secs} s per row; every echoed byte checked.";
@@ -68,6 +93,10 @@ pub fn write(args: &BenchArgs) -> Result<ExitCode> {
         deliveries per second (a line to one receiver); latency from the sender's write to each receiver's read; \
         every line checked to reach every other member in order (lost = missing deliveries).";
     echo_table(&mut md, "Chat", fanout, &chat, &machine, &args.command);
+    let files = "TFTP (reactor only: the threaded model serves no TFTP): N parallel `netlab tftp get` processes \
+        download a {size}-byte file back to back for {secs} s; msgs/s = files per second, latency = one download \
+        including its process start; every copy compared with the original.";
+    echo_table(&mut md, "TFTP", files, &tftp, &machine, &args.command);
     idle_table(&mut md, &idle, &machine, &args.command);
     if let Some(f) = floor.values().next() {
         let _ = writeln!(
