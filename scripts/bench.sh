@@ -35,7 +35,7 @@ full)
     rounds=3
     idle_conns="100 1000 10000"
     idle_secs=5s
-    chat_conns="10 100 1000 5000"
+    chat_conns="10 100 1000"
     tftp_conns="1 8 32"
     command="make bench"
     ;;
