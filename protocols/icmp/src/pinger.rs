@@ -1,0 +1,466 @@
+//! The `Pinger`: one ping run to many targets, as a state machine on virtual time.
+//!
+//! Probes to each target are numbered 1, 2, 3... with a 64-bit counter; the 16-bit wire sequence
+//! number is its low half. A reply is ours when it comes from the target, its sequence number names a
+//! probe still in the target's window, and its payload starts with our cookie and that probe's full
+//! number. The window holds at most [`MAX_WINDOW`] probes (far fewer than 65536), so the low 16 bits
+//! always name one probe: there is no cliff when the wire sequence wraps.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use netlab_core::{RecvMeta, TimerId, Timers};
+
+use crate::stats::Stats;
+use crate::wire::{Echo, EchoPacket, ErrorKind, IcmpError};
+
+/// Probes remembered per target (pending ones, and answered ones for duplicate detection). A probe
+/// pushed out of the window while still pending counts as lost. 4096 × 1 ms interval = 4 s.
+pub const MAX_WINDOW: usize = 4096;
+/// Payload bytes that identify a probe: the 8-byte cookie, then the 8-byte probe number.
+pub const ID_LEN: usize = 16;
+
+/// Settings of one run.
+#[derive(Clone, Debug)]
+pub struct PingConfig {
+    /// Probes per target; `None` pings until the deadline or until stopped.
+    pub count: Option<u64>,
+    /// Time between two probes to the same target (iputils `-i`).
+    pub interval: Duration,
+    /// Offset between the first probes of consecutive targets, so that many targets do not all
+    /// send in the same instant.
+    pub spacing: Duration,
+    /// How long a probe waits for its reply before it counts as lost (iputils `-W`).
+    pub timeout: Duration,
+    /// The whole run ends after this long (iputils `-w`); with a count, it then ends as soon as
+    /// every target has `count` replies.
+    pub deadline: Option<Duration>,
+    /// Echo payload bytes (iputils `-s`).
+    pub payload_len: usize,
+    /// Identifier put in requests. A datagram ping socket replaces it; a raw socket keeps it.
+    pub ident: u16,
+    /// Random value that marks our probes' payloads (drawn by the caller, never here).
+    pub cookie: u64,
+}
+
+/// Why a reply that matched a probe was not accepted.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Damage {
+    /// The ICMPv4 checksum is wrong.
+    BadChecksum,
+    /// The payload differs from what we sent, first at `offset`.
+    WrongData { offset: usize, expected: u8, got: u8 },
+    /// The payload is shorter or longer than what we sent.
+    WrongLength { expected: usize, got: usize },
+}
+
+/// What happened, for a front-end to print.
+#[derive(Clone, PartialEq, Debug)]
+pub enum Event {
+    /// A good reply (`dup`: the probe was already answered).
+    Reply { target: usize, seq: u16, bytes: usize, ttl: Option<u8>, rtt: Duration, dup: bool },
+    /// A reply that matched a probe but was damaged.
+    Damaged { target: usize, seq: u16, bytes: usize, damage: Damage },
+    /// An ICMP error about one of our probes, sent by `from`.
+    Error { target: usize, seq: u16, from: IpAddr, kind: ErrorKind },
+    /// A probe's timeout passed without a reply.
+    Timeout { target: usize, seq: u16 },
+    /// The socket refused to send a probe (e.g. EPERM from a firewall).
+    SendFailed { target: usize, seq: u16, error: String },
+}
+
+/// An echo request to send.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Transmit {
+    /// Which target.
+    pub target: usize,
+    /// Its address.
+    pub to: IpAddr,
+    /// The ICMP message.
+    pub data: Vec<u8>,
+}
+
+/// Is a received message ours?
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Claim {
+    /// It answered (or reported on) one of our probes; events say what it meant.
+    Ours,
+    /// Someone else's traffic, our own request seen on loopback, or garbage.
+    NotOurs,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Probe {
+    /// Sent at this instant, no answer yet.
+    Pending(Instant),
+    /// Answered; sent at this instant (a duplicate's RTT is measured from it).
+    Answered(Instant),
+    /// Timed out, or an error came back.
+    Failed,
+}
+
+/// One target's state.
+#[derive(Debug)]
+pub struct Target {
+    /// The address pinged.
+    pub addr: IpAddr,
+    /// Its counters.
+    pub stats: Stats,
+    /// Number of the next probe (the first is 1).
+    next: u64,
+    /// Probes `base..next`, oldest first.
+    window: VecDeque<Probe>,
+    /// Pending probes in the window.
+    pending: usize,
+    /// When the next probe is due (`None`: no more to send).
+    send_timer: Option<TimerId>,
+}
+
+impl Target {
+    fn base(&self) -> u64 {
+        self.next - self.window.len() as u64
+    }
+    /// The probe number in the window whose low 16 bits are `seq`.
+    fn probe_for_seq(&self, seq: u16) -> Option<u64> {
+        let base = self.base();
+        let p = base + u64::from(seq.wrapping_sub(base as u16));
+        (p < self.next).then_some(p)
+    }
+}
+
+/// One run to many targets. See the module docs.
+pub struct Pinger {
+    config: PingConfig,
+    targets: Vec<Target>,
+    by_addr: HashMap<IpAddr, usize>,
+    /// Next send of each target, with the instant it was scheduled for.
+    sends: Timers<(usize, Instant)>,
+    /// Probes in send order with their timeout: all share one timeout, so this is sorted.
+    timeouts: VecDeque<(Instant, usize, u64)>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    started: Option<Instant>,
+    finished: Option<Instant>,
+    /// Per family (v4, v6): whether replies must carry our identifier (raw sockets keep it;
+    /// datagram sockets rewrite it).
+    check_ident: [bool; 2],
+}
+
+impl Pinger {
+    /// A run to `addrs` (a repeated address is pinged once: replies could not tell them apart).
+    pub fn new(config: PingConfig, addrs: &[IpAddr]) -> Self {
+        let mut by_addr = HashMap::new();
+        let mut targets = Vec::new();
+        for &addr in addrs {
+            by_addr.entry(addr).or_insert_with(|| {
+                targets.push(Target {
+                    addr,
+                    stats: Stats::default(),
+                    next: 1,
+                    window: VecDeque::new(),
+                    pending: 0,
+                    send_timer: None,
+                });
+                targets.len() - 1
+            });
+        }
+        Pinger {
+            config,
+            targets,
+            by_addr,
+            sends: Timers::new(),
+            timeouts: VecDeque::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            started: None,
+            finished: None,
+            check_ident: [false; 2],
+        }
+    }
+}
+
+impl Pinger {
+    /// Require our identifier in replies and quoted probes (raw sockets keep it; a datagram ping
+    /// socket rewrites it, so leave this off there).
+    pub fn set_check_ident(&mut self, v6: bool, on: bool) {
+        self.check_ident[usize::from(v6)] = on;
+    }
+
+    /// Begin: the first probe of target `i` goes out at `now + i × spacing`.
+    pub fn start(&mut self, now: Instant) {
+        if self.started.is_some() {
+            return;
+        }
+        self.started = Some(now);
+        let sends = self.config.count != Some(0);
+        for i in 0..self.targets.len() {
+            if sends {
+                let at = now + self.config.spacing * u32::try_from(i).unwrap_or(u32::MAX);
+                self.targets[i].send_timer = Some(self.sends.insert(at, (i, at)));
+            }
+        }
+        self.handle_timeout(now);
+    }
+
+    /// The targets, in the order given (repeats removed).
+    pub fn targets(&self) -> &[Target] {
+        &self.targets
+    }
+    /// The index of the target with this address.
+    pub fn target_index(&self, addr: IpAddr) -> Option<usize> {
+        self.by_addr.get(&addr).copied()
+    }
+    /// When the run started and (once done) ended.
+    pub fn span(&self) -> (Option<Instant>, Option<Instant>) {
+        (self.started, self.finished)
+    }
+    /// True once the run is over: every target done, the deadline passed, or [`Pinger::stop`].
+    pub fn is_done(&self) -> bool {
+        self.finished.is_some()
+    }
+    /// The next echo request to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+    /// The next thing to report.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The earliest instant at which [`Pinger::handle_timeout`] has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.finished.is_some() {
+            return None;
+        }
+        let deadline = self.started.zip(self.config.deadline).map(|(s, d)| s + d);
+        let timeout = self.timeouts.front().map(|t| t.0);
+        [self.sends.next_deadline(), timeout, deadline].into_iter().flatten().min()
+    }
+
+    /// End the run now (SIGINT): nothing more is sent, pending probes are left unanswered.
+    pub fn stop(&mut self, now: Instant) {
+        if self.finished.is_none() {
+            self.finished = Some(now);
+            self.sends = Timers::new();
+            self.timeouts.clear();
+        }
+    }
+
+    /// Do what is due at `now`: the deadline, lost probes, then sends. Early calls are harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some(started) = self.started else { return };
+        if self.finished.is_some() {
+            return;
+        }
+        if self.config.deadline.is_some_and(|d| now >= started + d) {
+            return self.stop(now);
+        }
+        while let Some(&(at, t, p)) = self.timeouts.front() {
+            if at > now {
+                break;
+            }
+            self.timeouts.pop_front();
+            if self.settle(t, p, Probe::Failed).is_some() {
+                self.events.push_back(Event::Timeout { target: t, seq: p as u16 });
+            }
+        }
+        while let Some((_, (t, at))) = self.sends.pop_expired(now) {
+            self.targets[t].send_timer = None;
+            self.send_probe(now, t);
+            if self.wants_more(t) {
+                // Keep the schedule, but never try to catch up a backlog in a burst.
+                let next = (at + self.config.interval).max(now);
+                self.targets[t].send_timer = Some(self.sends.insert(next, (t, next)));
+            }
+        }
+        self.check_finished(now);
+    }
+
+    /// Whether target `t` is still to be sent probes.
+    fn wants_more(&self, t: usize) -> bool {
+        let target = &self.targets[t];
+        match (self.config.count, self.config.deadline) {
+            (None, _) => true,
+            // With a deadline, iputils keeps probing until `count` replies came back.
+            (Some(c), Some(_)) => target.stats.received < c,
+            (Some(c), None) => target.stats.sent < c,
+        }
+    }
+
+    fn target_complete(&self, t: usize) -> bool {
+        let target = &self.targets[t];
+        match (self.config.count, self.config.deadline) {
+            (None, _) => false,
+            (Some(c), Some(_)) => target.stats.received >= c,
+            (Some(_), None) => target.send_timer.is_none() && target.pending == 0,
+        }
+    }
+
+    fn check_finished(&mut self, now: Instant) {
+        if (0..self.targets.len()).all(|t| self.target_complete(t)) {
+            self.stop(now);
+        }
+    }
+
+    fn send_probe(&mut self, now: Instant, t: usize) {
+        let (ident, v6, timeout) = (self.config.ident, self.targets[t].addr.is_ipv6(), self.config.timeout);
+        let target = &mut self.targets[t];
+        let p = target.next;
+        target.next += 1;
+        target.window.push_back(Probe::Pending(now));
+        target.pending += 1;
+        target.stats.sent += 1;
+        let payload = probe_payload(self.config.cookie, p, self.config.payload_len);
+        let echo = Echo { v6, reply: false, ident, seq: p as u16, payload: &payload };
+        let mut data = vec![0; echo.buffer_len()];
+        echo.emit(&mut data);
+        self.transmits.push_back(Transmit { target: t, to: target.addr, data });
+        self.timeouts.push_back((now + timeout, t, p));
+        if self.targets[t].window.len() > MAX_WINDOW {
+            let base = self.targets[t].base();
+            if self.settle(t, base, Probe::Failed).is_some() {
+                self.events.push_back(Event::Timeout { target: t, seq: base as u16 });
+            }
+            self.targets[t].window.pop_front();
+        }
+    }
+
+    /// Move probe `p` of target `t` out of `Pending`; returns when it was sent, if it was pending.
+    fn settle(&mut self, t: usize, p: u64, to: Probe) -> Option<Instant> {
+        let target = &mut self.targets[t];
+        let idx = p.checked_sub(target.base())? as usize;
+        let slot = target.window.get_mut(idx)?;
+        let Probe::Pending(sent) = *slot else { return None };
+        *slot = to;
+        target.pending -= 1;
+        Some(sent)
+    }
+
+    /// A sent datagram to `to` failed: the target's latest probe is an error.
+    pub fn send_failed(&mut self, now: Instant, to: IpAddr, error: String) {
+        let Some(t) = self.target_index(to) else { return };
+        let p = self.targets[t].next - 1;
+        if self.settle(t, p, Probe::Failed).is_some() {
+            self.targets[t].stats.errors += 1;
+            self.events.push_back(Event::SendFailed { target: t, seq: p as u16, error });
+            self.check_finished(now);
+        }
+    }
+
+    /// Feed one received ICMP message (no IP header) from `from`. Replies and errors about our
+    /// probes are claimed and reported as events; everything else is `NotOurs`.
+    pub fn handle_icmp(&mut self, now: Instant, from: IpAddr, data: &[u8], meta: RecvMeta) -> Claim {
+        if self.finished.is_some() {
+            return Claim::NotOurs;
+        }
+        let v6 = from.is_ipv6();
+        let claim = if let Ok(echo) = EchoPacket::new_checked(data, v6) {
+            if echo.is_reply() { self.handle_reply(now, from, echo, meta) } else { Claim::NotOurs }
+        } else if let Ok(err) = IcmpError::parse(data, v6) {
+            self.handle_error(from, err)
+        } else {
+            Claim::NotOurs
+        };
+        if claim == Claim::Ours {
+            self.check_finished(now);
+        }
+        claim
+    }
+
+    fn handle_reply(&mut self, now: Instant, from: IpAddr, echo: EchoPacket<'_>, meta: RecvMeta) -> Claim {
+        let Some(t) = self.target_index(from) else { return Claim::NotOurs };
+        if self.check_ident[usize::from(from.is_ipv6())] && echo.ident() != self.config.ident {
+            return Claim::NotOurs;
+        }
+        let Some(p) = self.targets[t].probe_for_seq(echo.seq()) else { return Claim::NotOurs };
+        let (cookie, len) = (self.config.cookie, self.config.payload_len);
+        if !carries_id(echo.payload(), cookie, p, len) {
+            return Claim::NotOurs;
+        }
+        let (seq, bytes) = (echo.seq(), echo.len());
+        let damage = if !echo.checksum_ok() {
+            Some(Damage::BadChecksum)
+        } else {
+            check_payload(echo.payload(), cookie, p, len)
+        };
+        if let Some(damage) = damage {
+            self.targets[t].stats.damaged += 1;
+            self.events.push_back(Event::Damaged { target: t, seq, bytes, damage });
+            return Claim::Ours;
+        }
+        let base = self.targets[t].base();
+        let (sent, dup) = match self.targets[t].window[(p - base) as usize] {
+            Probe::Pending(sent) => {
+                self.settle(t, p, Probe::Answered(sent));
+                self.targets[t].stats.received += 1;
+                (sent, false)
+            }
+            Probe::Answered(sent) => {
+                self.targets[t].stats.dups += 1;
+                (sent, true)
+            }
+            // A reply after the probe timed out or failed: too late to count.
+            Probe::Failed => {
+                log::debug!("late reply from {from} icmp_seq={seq}");
+                return Claim::Ours;
+            }
+        };
+        let rtt = meta.rx_time.unwrap_or(now).saturating_duration_since(sent);
+        // iputils counts duplicates' round trips in the statistics too.
+        self.targets[t].stats.record_rtt(rtt);
+        self.events.push_back(Event::Reply { target: t, seq, bytes, ttl: meta.ttl, rtt, dup });
+        Claim::Ours
+    }
+
+    fn handle_error(&mut self, from: IpAddr, err: IcmpError<'_>) -> Claim {
+        let Some(t) = self.target_index(err.quoted_dst) else { return Claim::NotOurs };
+        if self.check_ident[usize::from(err.quoted_dst.is_ipv6())] && err.quoted_ident != self.config.ident {
+            return Claim::NotOurs;
+        }
+        let Some(p) = self.targets[t].probe_for_seq(err.quoted_seq) else { return Claim::NotOurs };
+        // Routers may quote as little as 8 bytes of ICMP; check whatever of our id survived.
+        let expected = probe_payload(self.config.cookie, p, self.config.payload_len.min(ID_LEN));
+        let n = err.quoted_payload.len().min(expected.len());
+        if err.quoted_payload[..n] != expected[..n] {
+            return Claim::NotOurs;
+        }
+        if self.settle(t, p, Probe::Failed).is_some() {
+            self.targets[t].stats.errors += 1;
+            self.events.push_back(Event::Error { target: t, seq: p as u16, from, kind: err.kind });
+        }
+        Claim::Ours
+    }
+}
+
+/// The payload of probe `probe`: our cookie, the probe number (both big-endian), then the byte
+/// pattern 0x10, 0x11, ... (iputils fills with an incrementing pattern too); cut to `len`.
+pub fn probe_payload(cookie: u64, probe: u64, len: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(len.max(ID_LEN));
+    v.extend_from_slice(&cookie.to_be_bytes());
+    v.extend_from_slice(&probe.to_be_bytes());
+    v.extend((ID_LEN..len).map(|i| i as u8));
+    v.truncate(len);
+    v
+}
+
+/// Whether `payload` starts with the id part (cookie and probe number) of probe `probe`, as far
+/// as a payload of `len` bytes carries one. Those are what make a reply ours, damaged or not.
+fn carries_id(payload: &[u8], cookie: u64, probe: u64, len: usize) -> bool {
+    let id = probe_payload(cookie, probe, len.min(ID_LEN));
+    payload.len() >= id.len() && payload[..id.len()] == id[..]
+}
+
+/// Compare a reply's payload with what probe `probe` carried.
+fn check_payload(payload: &[u8], cookie: u64, probe: u64, len: usize) -> Option<Damage> {
+    if payload.len() != len {
+        return Some(Damage::WrongLength { expected: len, got: payload.len() });
+    }
+    let expected = probe_payload(cookie, probe, len);
+    let offset = expected.iter().zip(payload).position(|(a, b)| a != b)?;
+    Some(Damage::WrongData { offset, expected: expected[offset], got: payload[offset] })
+}
+
+#[cfg(test)]
+#[path = "pinger_tests.rs"]
+mod tests;
