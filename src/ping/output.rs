@@ -45,7 +45,13 @@ pub struct Front {
 }
 
 impl Front {
-    pub fn new(svc: PingService, hosts: Vec<Host>, args: PingArgs, mode: Mode, outcome: Rc<RefCell<Outcome>>) -> Self {
+    pub fn new(
+        svc: PingService,
+        hosts: Vec<Host>,
+        args: PingArgs,
+        mode: Mode,
+        outcome: Rc<RefCell<Outcome>>,
+    ) -> Self {
         Front { svc, hosts, args, mode, outcome, headed: false, reported: false }
     }
 
@@ -123,7 +129,10 @@ impl Front {
                 let ttl = ttl.map(|t| format!(" ttl={t}")).unwrap_or_default();
                 let dup = if *dup { " (DUP!)" } else { "" };
                 let who = self.who(*target);
-                Some(format!("{stamp}{bytes} bytes from {who}: icmp_seq={seq}{ttl} time={}{dup}", rtt_ms(*rtt)))
+                Some(format!(
+                    "{stamp}{bytes} bytes from {who}: icmp_seq={seq}{ttl} time={}{dup}",
+                    rtt_ms(*rtt)
+                ))
             }
             (Mode::Single, Event::Damaged { target, seq, bytes, damage }) => {
                 let who = self.who(*target);
@@ -132,8 +141,7 @@ impl Front {
                     Damage::BadChecksum => format!("{head} (BAD CHECKSUM!)"),
                     Damage::WrongLength { .. } => format!("{head} (truncated)"),
                     Damage::WrongData { offset, expected, got } => format!(
-                        "{head}\nwrong data byte #{} should be 0x{expected:x} but was 0x{got:x}",
-                        offset + 8
+                        "{head}\nwrong data byte #{offset} should be 0x{expected:x} but was 0x{got:x}"
                     ),
                 })
             }
@@ -153,7 +161,11 @@ impl Front {
                 let s = &self.svc.pinger().targets()[*target].stats;
                 let avg = s.rtt().map(|r| ms3(r.avg_us)).unwrap_or_default();
                 let loss = loss_int(s);
-                format!("{} : [{seq}], {bytes} bytes, {} ms ({avg} avg, {loss}% loss)", host(target), ms3(us(*rtt)))
+                format!(
+                    "{} : [{seq}], {bytes} bytes, {} ms ({avg} avg, {loss}% loss)",
+                    host(target),
+                    ms3(us(*rtt))
+                )
             }
             Event::Reply { target, seq, bytes, rtt, .. } => {
                 format!("{} : duplicate for [{seq}], {bytes} bytes, {} ms", host(target), ms3(us(*rtt)))
@@ -165,7 +177,9 @@ impl Front {
                 format!("{} : [{seq}], {} from {from}", host(target), kind.describe())
             }
             Event::Timeout { target, seq } => format!("{} : [{seq}], timed out", host(target)),
-            Event::SendFailed { target, seq, error } => format!("{} : [{seq}], send failed: {error}", host(target)),
+            Event::SendFailed { target, seq, error } => {
+                format!("{} : [{seq}], send failed: {error}", host(target))
+            }
         }
     }
 

@@ -1,3 +1,5 @@
+//! Unit tests of the pinger on virtual time; compiled only as `#[cfg(test)] mod tests` of pinger.rs.
+
 use std::net::Ipv4Addr;
 
 use super::*;

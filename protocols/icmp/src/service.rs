@@ -79,7 +79,8 @@ impl PingService {
     fn open(&mut self, v6: bool, raw: bool) {
         self.socks[usize::from(v6)] = SockState::Opening { raw };
         let tag = self.tag_base + u64::from(v6) * 2 + u64::from(raw);
-        let addr = if v6 { SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)) } else { (Ipv4Addr::UNSPECIFIED, 0).into() };
+        let addr =
+            if v6 { SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)) } else { (Ipv4Addr::UNSPECIFIED, 0).into() };
         let kind = SockKind::Icmp { v6, raw, ttl: self.ttl };
         self.out.push_back(Output::Open { tag, kind, addr });
     }
@@ -117,7 +118,11 @@ impl PingService {
         let (v6, raw) = (offset & 2 != 0, offset & 1 != 0);
         match result {
             Ok(o) => {
-                log::debug!("ICMP{} {} socket open", if v6 { "v6" } else { "v4" }, if raw { "raw" } else { "datagram" });
+                log::debug!(
+                    "ICMP{} {} socket open",
+                    if v6 { "v6" } else { "v4" },
+                    if raw { "raw" } else { "datagram" }
+                );
                 self.socks[usize::from(v6)] = SockState::Open { sock: o.sock, raw };
                 self.pinger.set_check_ident(v6, raw);
             }

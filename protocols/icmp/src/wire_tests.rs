@@ -1,3 +1,5 @@
+//! Unit tests of the wire formats on literal bytes; compiled only as `#[cfg(test)] mod tests` of wire.rs.
+
 use super::*;
 
 #[test]
