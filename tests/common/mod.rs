@@ -57,7 +57,9 @@ impl Server {
         let enabled = args.windows(2).filter(|w| is_proto_flag(w[0]) && w[1] != "off").count();
         let deadline = Instant::now() + Duration::from_secs(10);
         while server.addrs.len() < enabled || server.pending_udp_twin() {
-            let line = server.next_line(deadline).unwrap_or_else(|| panic!("server did not start: {:?}", server.log));
+            let line = server
+                .next_line(deadline)
+                .unwrap_or_else(|| panic!("server did not start: {:?}", server.log));
             if let Some(rest) = line.split("listening ").nth(1) {
                 let mut it = rest.split_whitespace();
                 let (name, addr) = (it.next().unwrap(), it.next().unwrap());

@@ -23,3 +23,10 @@ pub use service::{
     CloseReason, Input, OpenError, Opened, Output, RecvMeta, Service, SockId, SockKind, StreamLimits,
 };
 pub use timer::{TimerId, Timers};
+
+/// True for a UDP source port a request/response service must never answer: port 0, or a
+/// privileged port where another "small service" (echo, chargen, daytime...) may listen. Answering
+/// one would let a single forged datagram set two services bouncing replies at each other forever.
+pub fn is_reflection_risk(from: std::net::SocketAddr) -> bool {
+    from.port() < 1024
+}

@@ -21,11 +21,7 @@ use netlab_core::{Bytes, Input, Output, Service, SockKind, StreamLimits};
 const TAG_TCP: u64 = 1;
 const TAG_UDP: u64 = 2;
 
-/// True for a source port an echo server must never answer: port 0, or a privileged port where
-/// another "small service" (echo, chargen, daytime...) may be listening.
-pub fn is_reflection_risk(from: SocketAddr) -> bool {
-    from.port() < 1024
-}
+pub use netlab_core::is_reflection_risk;
 
 /// The echo service: TCP and UDP on the same address.
 pub struct EchoService {
