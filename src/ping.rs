@@ -6,7 +6,7 @@
 //! Exit codes: 0 when every target answered (with `-w` and `-c`: answered `-c` times), 1 when some
 //! did not, 2 for usage errors, unknown hosts and sockets that cannot be opened.
 
-mod output;
+pub(crate) mod output;
 
 use std::cell::RefCell;
 use std::net::{IpAddr, ToSocketAddrs};
@@ -148,7 +148,7 @@ fn unknown(name: &str) -> anyhow::Error {
 }
 
 /// Seeds for the identifier and the payload cookie, from the kernel's random source.
-fn seeds() -> (u16, u64) {
+pub(crate) fn seeds() -> (u16, u64) {
     let mut buf = [0u8; 10];
     // SAFETY: getrandom(2) writes at most buf.len() bytes into buf.
     let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };

@@ -35,6 +35,9 @@ pub struct ChatArgs {
     /// Flood limit: disconnect a chat user after this many refused lines in a row.
     #[arg(long, value_name = "N", default_value_t = ChatConfig::default().flood_kick)]
     pub chat_flood_kick: u32,
+    /// Most `/ping` runs at once, across all chat users (0 turns `/ping` off).
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub chat_ping_max: usize,
 }
 
 pub fn register(args: &ChatArgs, services: &mut Vec<Box<dyn Service>>) -> Result<()> {
@@ -52,7 +55,10 @@ pub fn register(args: &ChatArgs, services: &mut Vec<Box<dyn Service>>) -> Result
         flood_burst: args.chat_flood_burst,
         flood_kick: args.chat_flood_kick,
     };
-    services.push(Box::new(ChatService::new(addr, config, Box::new(LocalClock::new()))));
+    services.push(super::chat_ping::ChatPing::wrap(
+        ChatService::new(addr, config, Box::new(LocalClock::new())),
+        args.chat_ping_max,
+    ));
     Ok(())
 }
 

@@ -262,7 +262,7 @@ fn us(d: Duration) -> u64 {
 }
 
 /// iputils' `time=` field: three decimals below 1 ms, then two, one, none.
-fn rtt_ms(d: Duration) -> String {
+pub(crate) fn rtt_ms(d: Duration) -> String {
     let t = us(d);
     if t >= 100_000 - 50 {
         format!("{} ms", (t + 500) / 1000)
@@ -276,7 +276,7 @@ fn rtt_ms(d: Duration) -> String {
 }
 
 /// C's `%g` for a percentage: six significant digits, no trailing zeros.
-fn fmt_g(x: f64) -> String {
+pub(crate) fn fmt_g(x: f64) -> String {
     if x == 0.0 {
         return "0".into();
     }
@@ -286,7 +286,7 @@ fn fmt_g(x: f64) -> String {
 }
 
 /// The one line printed when no ICMP socket could be opened.
-fn socket_failure(f: &SocketFailure) -> String {
+pub(crate) fn socket_failure(f: &SocketFailure) -> String {
     let family = if f.v6 { "ICMPv6" } else { "ICMP" };
     if f.not_permitted() {
         format!(

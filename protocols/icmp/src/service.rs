@@ -113,6 +113,18 @@ impl PingService {
         self.socks.iter().any(|s| matches!(s, SockState::Open { sock: x, .. } if *x == sock))
     }
 
+    /// Stop the run and close its sockets (for an embedder that runs many short pings); the
+    /// `Close` outputs come out of `poll_output` as usual.
+    pub fn close(&mut self, now: Instant) {
+        self.pinger.stop(now);
+        for s in &mut self.socks {
+            if let SockState::Open { sock, .. } = *s {
+                self.out.push_back(Output::Close { sock, flush: false });
+            }
+            *s = SockState::Gone;
+        }
+    }
+
     fn opened(&mut self, now: Instant, tag: u64, result: Result<netlab_core::Opened, OpenError>) {
         let offset = tag.wrapping_sub(self.tag_base);
         let (v6, raw) = (offset & 2 != 0, offset & 1 != 0);
