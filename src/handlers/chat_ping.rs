@@ -280,8 +280,8 @@ impl Service for ChatPing {
 
     fn counters(&self) -> Vec<(&'static str, u64)> {
         let mut c = self.chat.counters();
-        c.push(("chat.pings_now", self.runs.len() as u64));
-        c.push(("chat.pings_started", self.started));
+        c.push(("pings_now", self.runs.len() as u64));
+        c.push(("pings_started", self.started));
         c
     }
 }

@@ -222,12 +222,12 @@ impl Service for PingService {
     fn counters(&self) -> Vec<(&'static str, u64)> {
         let sum = |f: fn(&crate::Stats) -> u64| self.pinger.targets().iter().map(|t| f(&t.stats)).sum();
         vec![
-            ("ping.sent", sum(|s| s.sent)),
-            ("ping.received", sum(|s| s.received)),
-            ("ping.dups", sum(|s| s.dups)),
-            ("ping.damaged", sum(|s| s.damaged)),
-            ("ping.errors", sum(|s| s.errors)),
-            ("ping.foreign", self.foreign),
+            ("sent", sum(|s| s.sent)),
+            ("received", sum(|s| s.received)),
+            ("dups", sum(|s| s.dups)),
+            ("damaged", sum(|s| s.damaged)),
+            ("errors", sum(|s| s.errors)),
+            ("foreign", self.foreign),
         ]
     }
 }
