@@ -165,6 +165,27 @@ fn ttl_option_reaches_the_wire() {
 }
 
 #[test]
+fn datagram_ping_socket_gets_replies_and_unreachable_errors() {
+    let Some(ns) = netns() else { return };
+    // ping_group_range is per namespace: allow every group the unprivileged datagram socket.
+    ns.run(&["sysctl", "-q", "-w", "net.ipv4.ping_group_range=0 2147483647"]);
+    let log = [("RUST_LOG", "netlab_icmp=debug")];
+    let run = ns.ping_env(&["-c", "2", "-i", "0.1", "-W", "1", "127.0.0.1"], &log, LIMIT);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("ICMPv4 datagram socket open"), "{run:?}");
+    assert!(stats_line(&run.stdout).starts_with("2 packets transmitted, 2 received, 0% packet loss"));
+    // Errors reach a datagram socket only through its error queue (IP_RECVERR).
+    let run = ns.ping_env(&["-c", "2", "-i", "0.1", "-W", "1", "127.0.0.6"], &log, LIMIT);
+    assert!(run.stderr.contains("ICMPv4 datagram socket open"), "{run:?}");
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(run.stdout.matches("From 127.0.0.6 icmp_seq=").count(), 2, "{run:?}");
+    assert!(run.stdout.contains("From 127.0.0.6 icmp_seq=1 Destination Host Unreachable"), "{run:?}");
+    assert!(
+        stats_line(&run.stdout).starts_with("2 packets transmitted, 0 received, +2 errors, 100% packet loss")
+    );
+}
+
+#[test]
 fn no_permission_is_one_clear_line_and_exit_2() {
     let Some(ns) = netns() else { return };
     if !pingkit::have("setpriv", "setpriv (util-linux)") {

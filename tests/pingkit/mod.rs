@@ -143,7 +143,15 @@ impl Netns {
 
     /// `netlab ping ARGS...` inside the namespace, at most `limit`.
     pub fn ping(&self, args: &[&str], limit: Duration) -> Run {
-        let mut full = vec!["netns", "exec", &self.name, netlab_bin(), "ping"];
+        self.ping_env(args, &[], limit)
+    }
+
+    /// Like [`Netns::ping`], with extra environment variables (e.g. `RUST_LOG`).
+    pub fn ping_env(&self, args: &[&str], env: &[(&str, &str)], limit: Duration) -> Run {
+        let mut full = vec!["netns", "exec", &self.name, "env"];
+        let pairs: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        full.extend(pairs.iter().map(String::as_str));
+        full.extend([netlab_bin(), "ping"]);
         full.extend_from_slice(args);
         finish(spawn("ip", &full), limit)
     }
