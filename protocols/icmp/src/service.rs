@@ -231,3 +231,7 @@ impl Service for PingService {
         ]
     }
 }
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;
