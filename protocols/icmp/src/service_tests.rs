@@ -102,7 +102,7 @@ fn hostile_bytes_never_panic_or_count() {
         x ^= x << 17;
         x
     };
-    let mut buf = vec![0u8; 200];
+    let mut buf = [0u8; 200];
     for _ in 0..20_000 {
         let len = (next() % 200) as usize;
         buf.iter_mut().for_each(|b| *b = next() as u8);
