@@ -167,3 +167,20 @@ fn deadline_ends_the_run() {
     assert!(run.stdout.contains("4 packets transmitted, 4 received"), "{}", run.stdout);
     assert!(run.elapsed < Duration::from_secs(3), "{:?}", run.elapsed);
 }
+
+#[test]
+fn timestamps_prefix_each_reply() {
+    if !raw_sockets() {
+        return;
+    }
+    let run = ping(&["-D", "-c", "2", "-i", "0.1", "127.0.0.1"], LIMIT);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let replies: Vec<&str> = run.lines().into_iter().filter(|l| l.contains("bytes from")).collect();
+    assert_eq!(replies.len(), 2);
+    for l in replies {
+        let (stamp, rest) = l.split_once("] ").expect("a [time] prefix");
+        let (secs, micros) = stamp.trim_start_matches('[').split_once('.').expect("seconds.micros");
+        assert!(secs.parse::<u64>().unwrap() > 1_600_000_000 && micros.len() == 6, "{l}");
+        assert!(rest.starts_with("64 bytes from 127.0.0.1: icmp_seq="), "{l}");
+    }
+}

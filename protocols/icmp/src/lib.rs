@@ -20,9 +20,11 @@
 //! become events → the run ends when every target has its count (or at the deadline, or on
 //! shutdown), and the front-end prints the statistics.
 
+pub mod payload;
 pub mod pinger;
 mod service;
 pub mod stats;
+mod types;
 pub mod wire;
 
 pub use pinger::{Claim, Damage, Event, PingConfig, Pinger, Target, Transmit};

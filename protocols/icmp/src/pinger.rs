@@ -8,87 +8,18 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use netlab_core::{RecvMeta, TimerId, Timers};
 
+use crate::payload::{ID_LEN, carries_id, check_payload, probe_payload};
 use crate::stats::Stats;
-use crate::wire::{Echo, EchoPacket, ErrorKind, IcmpError};
+pub use crate::types::{Claim, Damage, Event, PingConfig, Transmit};
+use crate::wire::{Echo, EchoPacket, IcmpError};
 
 /// Probes remembered per target (pending ones, and answered ones for duplicate detection). A probe
 /// pushed out of the window while still pending counts as lost. 4096 × 1 ms interval = 4 s.
 pub const MAX_WINDOW: usize = 4096;
-/// Payload bytes that identify a probe: the 8-byte cookie, then the 8-byte probe number.
-pub const ID_LEN: usize = 16;
-
-/// Settings of one run.
-#[derive(Clone, Debug)]
-pub struct PingConfig {
-    /// Probes per target; `None` pings until the deadline or until stopped.
-    pub count: Option<u64>,
-    /// Time between two probes to the same target (iputils `-i`).
-    pub interval: Duration,
-    /// Offset between the first probes of consecutive targets, so that many targets do not all
-    /// send in the same instant.
-    pub spacing: Duration,
-    /// How long a probe waits for its reply before it counts as lost (iputils `-W`).
-    pub timeout: Duration,
-    /// The whole run ends after this long (iputils `-w`); with a count, it then ends as soon as
-    /// every target has `count` replies.
-    pub deadline: Option<Duration>,
-    /// Echo payload bytes (iputils `-s`).
-    pub payload_len: usize,
-    /// Identifier put in requests. A datagram ping socket replaces it; a raw socket keeps it.
-    pub ident: u16,
-    /// Random value that marks our probes' payloads (drawn by the caller, never here).
-    pub cookie: u64,
-}
-
-/// Why a reply that matched a probe was not accepted.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Damage {
-    /// The ICMPv4 checksum is wrong.
-    BadChecksum,
-    /// The payload differs from what we sent, first at `offset`.
-    WrongData { offset: usize, expected: u8, got: u8 },
-    /// The payload is shorter or longer than what we sent.
-    WrongLength { expected: usize, got: usize },
-}
-
-/// What happened, for a front-end to print.
-#[derive(Clone, PartialEq, Debug)]
-pub enum Event {
-    /// A good reply (`dup`: the probe was already answered).
-    Reply { target: usize, seq: u16, bytes: usize, ttl: Option<u8>, rtt: Duration, dup: bool },
-    /// A reply that matched a probe but was damaged.
-    Damaged { target: usize, seq: u16, bytes: usize, damage: Damage },
-    /// An ICMP error about one of our probes, sent by `from`.
-    Error { target: usize, seq: u16, from: IpAddr, kind: ErrorKind },
-    /// A probe's timeout passed without a reply.
-    Timeout { target: usize, seq: u16 },
-    /// The socket refused to send a probe (e.g. EPERM from a firewall).
-    SendFailed { target: usize, seq: u16, error: String },
-}
-
-/// An echo request to send.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub struct Transmit {
-    /// Which target.
-    pub target: usize,
-    /// Its address.
-    pub to: IpAddr,
-    /// The ICMP message.
-    pub data: Vec<u8>,
-}
-
-/// Is a received message ours?
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Claim {
-    /// It answered (or reported on) one of our probes; events say what it meant.
-    Ours,
-    /// Someone else's traffic, our own request seen on loopback, or garbage.
-    NotOurs,
-}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Probe {
@@ -431,34 +362,6 @@ impl Pinger {
         }
         Claim::Ours
     }
-}
-
-/// The payload of probe `probe`: our cookie, the probe number (both big-endian), then the byte
-/// pattern 0x10, 0x11, ... (iputils fills with an incrementing pattern too); cut to `len`.
-pub fn probe_payload(cookie: u64, probe: u64, len: usize) -> Vec<u8> {
-    let mut v = Vec::with_capacity(len.max(ID_LEN));
-    v.extend_from_slice(&cookie.to_be_bytes());
-    v.extend_from_slice(&probe.to_be_bytes());
-    v.extend((ID_LEN..len).map(|i| i as u8));
-    v.truncate(len);
-    v
-}
-
-/// Whether `payload` starts with the id part (cookie and probe number) of probe `probe`, as far
-/// as a payload of `len` bytes carries one. Those are what make a reply ours, damaged or not.
-fn carries_id(payload: &[u8], cookie: u64, probe: u64, len: usize) -> bool {
-    let id = probe_payload(cookie, probe, len.min(ID_LEN));
-    payload.len() >= id.len() && payload[..id.len()] == id[..]
-}
-
-/// Compare a reply's payload with what probe `probe` carried.
-fn check_payload(payload: &[u8], cookie: u64, probe: u64, len: usize) -> Option<Damage> {
-    if payload.len() != len {
-        return Some(Damage::WrongLength { expected: len, got: payload.len() });
-    }
-    let expected = probe_payload(cookie, probe, len);
-    let offset = expected.iter().zip(payload).position(|(a, b)| a != b)?;
-    Some(Damage::WrongData { offset, expected: expected[offset], got: payload[offset] })
 }
 
 #[cfg(test)]

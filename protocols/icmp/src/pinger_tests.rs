@@ -1,9 +1,10 @@
 //! Unit tests of the pinger on virtual time; compiled only as `#[cfg(test)] mod tests` of pinger.rs.
 
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
 use super::*;
-use crate::wire::checksum;
+use crate::wire::{ErrorKind, checksum};
 
 const COOKIE: u64 = 0x0123_4567_89ab_cdef;
 const S: Duration = Duration::from_secs(1);
@@ -229,4 +230,25 @@ fn send_failures_and_stop() {
     assert_eq!(p.poll_timeout(), None);
     let s = &p.targets()[0].stats;
     assert_eq!((s.sent, s.errors, s.received), (2, 1, 0));
+}
+
+#[test]
+fn the_window_is_bounded() {
+    let t0 = Instant::now();
+    let cfg = PingConfig { interval: Duration::from_millis(1), timeout: 60 * S, ..config(Some(5000)) };
+    let mut p = Pinger::new(cfg, &[ip(1)]);
+    p.start(t0);
+    let mut first = None;
+    for _ in 0..MAX_WINDOW + 10 {
+        let tx = transmits(&mut p);
+        first = first.or(tx.first().cloned());
+        let at = p.poll_timeout().unwrap();
+        p.handle_timeout(at);
+    }
+    // The oldest probes were pushed out of the window: lost, and their late replies not ours.
+    let ev = events(&mut p);
+    assert!(ev.len() >= 10 && ev[0] == Event::Timeout { target: 0, seq: 1 }, "{:?}", &ev[..3]);
+    let late = reply_to(&first.unwrap().data);
+    assert_eq!(p.handle_icmp(t0, ip(1), &late, meta(64)), Claim::NotOurs);
+    assert!(p.targets()[0].window.len() <= MAX_WINDOW);
 }
