@@ -215,3 +215,40 @@ fn no_permission_is_one_clear_line_and_exit_2() {
     }
     assert!(run.stdout.is_empty(), "{run:?}");
 }
+
+/// Three namespaces in a row, `a — r — b`, with `r` forwarding: a real router between pinger and
+/// target, on addresses that exist only inside these namespaces.
+fn routed() -> Option<(Netns, Netns, Netns)> {
+    let (a, r, b) = (Netns::new()?, Netns::new()?, Netns::new()?);
+    // Created inside a namespace, the veth names cannot collide with parallel tests'.
+    a.run(&["ip", "link", "add", "a0", "type", "veth", "peer", "name", "r0", "netns", &r.name]);
+    b.run(&["ip", "link", "add", "b0", "type", "veth", "peer", "name", "r1", "netns", &r.name]);
+    for (ns, dev, addr) in
+        [(&a, "a0", "10.201.1.1/24"), (&r, "r0", "10.201.1.2/24"), (&r, "r1", "10.201.2.1/24")]
+    {
+        ns.run(&["ip", "addr", "add", addr, "dev", dev]);
+        ns.run(&["ip", "link", "set", dev, "up"]);
+    }
+    b.run(&["ip", "addr", "add", "10.201.2.2/24", "dev", "b0"]);
+    b.run(&["ip", "link", "set", "b0", "up"]);
+    a.run(&["ip", "route", "add", "default", "via", "10.201.1.2"]);
+    b.run(&["ip", "route", "add", "default", "via", "10.201.2.1"]);
+    r.run(&["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+    Some((a, r, b))
+}
+
+#[test]
+fn time_exceeded_from_a_router() {
+    let Some((a, _r, _b)) = routed() else { return };
+    let run = a.ping(&["-c", "2", "-i", "0.1", "-W", "2", "-t", "2", "10.201.2.2"], LIMIT);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains("64 bytes from 10.201.2.2: icmp_seq=1 ttl=63 time="), "{run:?}");
+    let run = a.ping(&["-c", "2", "-i", "0.1", "-W", "2", "-t", "1", "10.201.2.2"], LIMIT);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let lines = run.lines();
+    assert_eq!(lines[1], "From 10.201.1.2 icmp_seq=1 Time to live exceeded", "{run:?}");
+    assert_eq!(lines[2], "From 10.201.1.2 icmp_seq=2 Time to live exceeded", "{run:?}");
+    assert!(
+        stats_line(&run.stdout).starts_with("2 packets transmitted, 0 received, +2 errors, 100% packet loss")
+    );
+}

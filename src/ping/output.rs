@@ -91,7 +91,7 @@ impl Front {
     }
 
     /// Print what happened since the last call; print the statistics once the run is over.
-    fn report(&mut self) {
+    fn report(&mut self, now: Instant) {
         let mut lines = Vec::new();
         if !self.headed && self.svc.pinger().span().0.is_some() {
             self.headed = true;
@@ -106,13 +106,16 @@ impl Front {
             self.reported = true;
             self.finish(&mut lines);
         }
-        if !lines.is_empty() {
-            let mut out = std::io::stdout().lock();
-            for l in lines {
-                // A closed stdout (`| head`) must not end the run with a panic.
-                let _ = writeln!(out, "{l}");
-            }
-            let _ = out.flush();
+        if lines.is_empty() {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        let written = lines.iter().try_for_each(|l| writeln!(out, "{l}")).and_then(|()| out.flush());
+        if written.is_err() && !self.svc.is_done() {
+            // Nobody reads our output any more (`| head`): end the run, quietly.
+            self.svc.handle_shutdown(now);
+            self.reported = true;
+            self.finish(&mut Vec::new());
         }
     }
 
@@ -305,11 +308,11 @@ impl Service for Front {
     }
     fn handle_input(&mut self, now: Instant, input: Input<'_>) {
         self.svc.handle_input(now, input);
-        self.report();
+        self.report(now);
     }
     fn handle_timeout(&mut self, now: Instant) {
         self.svc.handle_timeout(now);
-        self.report();
+        self.report(now);
     }
     fn poll_output(&mut self) -> Option<Output> {
         self.svc.poll_output()
@@ -319,7 +322,7 @@ impl Service for Front {
     }
     fn handle_shutdown(&mut self, now: Instant) {
         self.svc.handle_shutdown(now);
-        self.report();
+        self.report(now);
     }
     fn is_done(&self) -> bool {
         self.svc.is_done()
