@@ -184,3 +184,19 @@ fn timestamps_prefix_each_reply() {
         assert!(rest.starts_with("64 bytes from 127.0.0.1: icmp_seq="), "{l}");
     }
 }
+
+#[test]
+fn a_closed_stdout_ends_the_run() {
+    if !raw_sockets() {
+        return;
+    }
+    use std::io::{BufRead, BufReader};
+    let mut child = spawn(pingkit::netlab_bin(), &["ping", "-i", "0.05", "127.0.0.1"]);
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.starts_with("PING 127.0.0.1"), "{line}");
+    drop(out); // like `| head -1`
+    let run = finish(child, Duration::from_secs(5));
+    assert!(run.code.is_some(), "{run:?}");
+}
