@@ -46,6 +46,21 @@ fn netns() -> Option<Netns> {
     Some(ns)
 }
 
+/// Our output and iputils' for the same run in `ns`: same exit status, same lines with the numbers
+/// blanked out.
+fn same_shape_as_iputils(ns: &Netns, args: &[&str]) {
+    if !pingkit::have("ping", "iputils ping") {
+        return;
+    }
+    let ours = ns.ping(args, LIMIT);
+    let mut full = vec!["netns", "exec", ns.name.as_str(), "ping"];
+    full.extend(args);
+    let theirs = pingkit::finish(pingkit::spawn("ip", &full), LIMIT);
+    assert_eq!(ours.code, theirs.code, "{ours:?} {theirs:?}");
+    let shape = |r: &pingkit::Run| r.lines().iter().map(|l| pingkit::shape(l)).collect::<Vec<_>>();
+    assert_eq!(shape(&ours), shape(&theirs));
+}
+
 fn stats_line(out: &str) -> &str {
     out.lines().find(|l| l.contains("packets transmitted")).unwrap_or_else(|| panic!("no statistics: {out}"))
 }
@@ -60,6 +75,7 @@ fn loss_is_counted_and_still_exits_0_when_some_replies_came() {
         "{run:?}"
     );
     assert_eq!(run.lines().iter().filter(|l| l.contains("bytes from")).count(), 2);
+    same_shape_as_iputils(&ns, &["-c", "4", "-i", "0.1", "-W", "1", "127.0.0.2"]);
 }
 
 #[test]
@@ -73,6 +89,7 @@ fn a_silent_host_times_out_and_exits_1() {
     );
     assert!(!run.stdout.contains("rtt"), "{run:?}");
     assert!(run.elapsed < Duration::from_secs(3), "{:?}", run.elapsed);
+    same_shape_as_iputils(&ns, &["-c", "2", "-i", "0.1", "-W", "0.5", "127.0.0.3"]);
 }
 
 #[test]
@@ -130,6 +147,8 @@ fn unreachable_errors_quote_our_probes() {
 
     let run = ns.ping(&["-c", "1", "-W", "1", "127.0.0.7"], LIMIT);
     assert!(run.stdout.contains("From 127.0.0.7 icmp_seq=1 Packet filtered"), "{run:?}");
+
+    same_shape_as_iputils(&ns, &["-c", "2", "-i", "0.2", "-W", "1", "127.0.0.6"]);
 }
 
 #[test]

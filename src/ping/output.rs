@@ -239,6 +239,9 @@ fn single_stats(name: &str, s: &Stats, elapsed: Duration, lines: &mut Vec<String
             ms3(r.max_us),
             ms3(r.mdev_us)
         ));
+    } else {
+        // iputils ends the block with a newline that, without an rtt line, stands alone.
+        lines.push(String::new());
     }
 }
 
