@@ -9,6 +9,10 @@ use netlab_core::Service;
 
 use crate::cli::{Bind, parse_duration};
 
+/// The most a relayed line adds to its text: `[HH:MM:SS] (private) ` + a 32-character nickname +
+/// `: ` + CRLF, rounded up.
+const MAX_DECORATION: usize = 64;
+
 #[derive(Args, Debug, Clone)]
 pub struct ChatArgs {
     /// TCP chat: address to listen on, or `off`.
@@ -42,11 +46,25 @@ pub struct ChatArgs {
 
 pub fn register(args: &ChatArgs, services: &mut Vec<Box<dyn Service>>) -> Result<()> {
     let Some(addr) = args.chat.0 else { return Ok(()) };
+    let config = config(args)?;
+    let chat = ChatService::new(addr, config, Box::new(LocalClock::new()));
+    services.push(super::chat_ping::ChatPing::wrap(chat, args.chat_ping_max));
+    Ok(())
+}
+
+/// The chat's limits from the command line (shared with the threaded baseline).
+pub fn config(args: &ChatArgs) -> Result<ChatConfig> {
     ensure!(args.chat_max_line >= 1, "--chat-max-line must be at least 1");
     ensure!(args.chat_max_users >= 1, "--chat-max-users must be at least 1");
+    ensure!(!args.chat_idle_timeout.is_zero(), "--chat-idle-timeout must be more than 0");
+    // One relayed line is the text plus a stamp, a nickname and CRLF: it must fit under the cap.
+    ensure!(
+        args.chat_output_limit >= args.chat_max_line.saturating_add(MAX_DECORATION),
+        "--chat-output-limit must be at least --chat-max-line + {MAX_DECORATION}"
+    );
     ensure!(args.chat_flood_rate > 0.0 && args.chat_flood_rate.is_finite(), "--chat-flood-rate must be > 0");
     ensure!(args.chat_flood_burst >= 1 && args.chat_flood_kick >= 1, "flood burst and kick must be >= 1");
-    let config = ChatConfig {
+    Ok(ChatConfig {
         max_line: args.chat_max_line,
         max_users: args.chat_max_users,
         idle_timeout: args.chat_idle_timeout,
@@ -54,25 +72,27 @@ pub fn register(args: &ChatArgs, services: &mut Vec<Box<dyn Service>>) -> Result
         flood_rate: args.chat_flood_rate,
         flood_burst: args.chat_flood_burst,
         flood_kick: args.chat_flood_kick,
-    };
-    services.push(super::chat_ping::ChatPing::wrap(
-        ChatService::new(addr, config, Box::new(LocalClock::new())),
-        args.chat_ping_max,
-    ));
-    Ok(())
+    })
 }
 
 /// The server's local time of day, derived from the reactor's `now`: the wall clock is read once at
 /// start-up, so the loop keeps its one clock read per turn; `localtime_r` runs once per second.
-struct LocalClock {
+/// Public so the threaded baseline can stamp messages the same way.
+pub struct LocalClock {
     /// The monotonic and wall-clock times at start-up.
     anchor: (Instant, SystemTime),
     /// The last second converted and its result.
     cached: Option<(i64, (u8, u8, u8))>,
 }
 
+impl Default for LocalClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl LocalClock {
-    fn new() -> Self {
+    pub fn new() -> Self {
         LocalClock { anchor: (Instant::now(), SystemTime::now()), cached: None }
     }
 }

@@ -100,6 +100,8 @@ impl Chat {
     /// A new connection from `peer`: greets it and asks for a nickname. When the chat is full the
     /// outputs are `! server full` and a close, and the id names nobody.
     pub fn connect(&mut self, now: Instant, peer: SocketAddr) -> MemberId {
+        // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; show them as a.b.c.d.
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         let id = MemberId(self.next_id);
         self.next_id += 1;
         if self.members.len() >= self.config.max_users {
@@ -151,8 +153,8 @@ impl Chat {
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some((_, id)) = self.idle.pop_expired(now) {
             self.stats.kicked_idle += 1;
-            let secs = self.config.idle_timeout.as_secs();
-            self.send(id, &format!("! idle for {secs}s: disconnecting"));
+            let idle = self.config.idle_timeout;
+            self.send(id, &format!("! idle for {idle:?}: disconnecting"));
             self.kick(id, LeaveReason::Timeout);
         }
     }

@@ -3,7 +3,9 @@
 //! A room is created by its first join and removed by its last leave. Members are opaque
 //! [`MemberId`]s, so a second front-end (an IRC gateway, a WebSocket page) adds its users as members
 //! of the same [`Chat`](crate::Chat) and they share these rooms; only the rendering of events into
-//! bytes is front-end specific.
+//! bytes is front-end specific. Today every member speaks the line protocol, so `Chat::broadcast`
+//! renders once; a second front-end would give each member a front-end kind and render once per
+//! kind present in the room (still one allocation per kind, not per member).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -362,3 +362,14 @@ fn shutdown_says_goodbye_and_then_no_leave_notices() {
     h.input(Input::Closed { sock: b, reason: CloseReason::Shutdown });
     assert_eq!(h.svc.chat().members(), 0);
 }
+
+#[test]
+fn greeting_shows_canonical_addresses() {
+    let mut h = harness(config());
+    let listener = SockId { index: 2, generation: 0 };
+    for (peer, shown) in [("[::ffff:10.1.2.3]:999", "10.1.2.3:999"), ("[::1]:5", "[::1]:5")] {
+        let sock = h.new_sock();
+        let outs = h.input(Input::Accepted { listener, sock, peer: peer.parse().unwrap() });
+        assert!(text(&outs, sock).starts_with(&format!("* welcome to netlab chat, {shown}\r\n")));
+    }
+}

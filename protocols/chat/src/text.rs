@@ -85,7 +85,7 @@ fn is_hostile(c: char) -> bool {
     (c.is_control() && c != '\t') || ('\u{80}'..='\u{9f}').contains(&c)
 }
 
-/// Remove control characters (see [`is_hostile`]) so that no user can send terminal escape
+/// Remove control characters (C0 except TAB, DEL, C1) so that no user can send terminal escape
 /// sequences to another. Borrows when there is nothing to remove.
 pub fn strip_controls(s: &str) -> Cow<'_, str> {
     if s.chars().any(is_hostile) {

@@ -60,7 +60,8 @@ pub enum ChatOutput {
     },
 }
 
-/// A command registered with [`Chat::add_external_command`], typed by a user.
+/// A command registered with [`add_external_command`](crate::Chat::add_external_command), typed by
+/// a user.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExternalCommand {
     /// Who typed it.
