@@ -31,6 +31,11 @@ const MIN_INTERVAL: Duration = Duration::from_millis(1);
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_millis(200);
 
 #[derive(Args, Debug, Clone)]
+#[command(
+    after_help = "Exit status: 0 when every target answered (with -w and -c: COUNT times), 1 when some \
+did not, 2 for usage errors, unknown hosts and ICMP sockets that cannot be opened.\n\
+Needs a datagram ping socket (net.ipv4.ping_group_range) or a raw one (root, or setcap cap_net_raw+ep)."
+)]
 pub struct PingArgs {
     /// Stop after sending COUNT probes to each target (with -w: after COUNT replies).
     #[arg(short = 'c', value_name = "COUNT", allow_hyphen_values = true, value_parser = parse_count)]
