@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use netlab_core::{RecvMeta, TimerId, Timers};
 
@@ -20,6 +20,9 @@ use crate::wire::{Echo, EchoPacket, IcmpError};
 /// Probes remembered per target (pending ones, and answered ones for duplicate detection). A probe
 /// pushed out of the window while still pending counts as lost. 4096 × 1 ms interval = 4 s.
 pub const MAX_WINDOW: usize = 4096;
+/// Durations in a [`PingConfig`] are clamped to this (about 31 years), so that no deadline
+/// arithmetic can overflow an `Instant`, whatever a caller passes.
+pub const MAX_DURATION: Duration = Duration::from_secs(1_000_000_000);
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Probe {
@@ -62,16 +65,23 @@ impl Target {
 
 /// One run to many targets. See the module docs.
 pub struct Pinger {
+    /// Settings (durations clamped to [`MAX_DURATION`]).
     config: PingConfig,
+    /// The targets, in the order given, repeats removed.
     targets: Vec<Target>,
+    /// Target index by address (replies are matched by their source).
     by_addr: HashMap<IpAddr, usize>,
     /// Next send of each target, with the instant it was scheduled for.
     sends: Timers<(usize, Instant)>,
     /// Probes in send order with their timeout: all share one timeout, so this is sorted.
     timeouts: VecDeque<(Instant, usize, u64)>,
+    /// Echo requests waiting to be sent.
     transmits: VecDeque<Transmit>,
+    /// Events waiting for the front-end.
     events: VecDeque<Event>,
+    /// When [`Pinger::start`] ran.
     started: Option<Instant>,
+    /// When the run ended.
     finished: Option<Instant>,
     /// Per family (v4, v6): whether replies must carry our identifier (raw sockets keep it;
     /// datagram sockets rewrite it).
@@ -80,7 +90,11 @@ pub struct Pinger {
 
 impl Pinger {
     /// A run to `addrs` (a repeated address is pinged once: replies could not tell them apart).
-    pub fn new(config: PingConfig, addrs: &[IpAddr]) -> Self {
+    pub fn new(mut config: PingConfig, addrs: &[IpAddr]) -> Self {
+        for d in [&mut config.interval, &mut config.spacing, &mut config.timeout] {
+            *d = (*d).min(MAX_DURATION);
+        }
+        config.deadline = config.deadline.map(|d| d.min(MAX_DURATION));
         let mut by_addr = HashMap::new();
         let mut targets = Vec::new();
         for &addr in addrs {
@@ -109,9 +123,7 @@ impl Pinger {
             check_ident: [false; 2],
         }
     }
-}
 
-impl Pinger {
     /// Require our identifier in replies and quoted probes (raw sockets keep it; a datagram ping
     /// socket rewrites it, so leave this off there).
     pub fn set_check_ident(&mut self, v6: bool, on: bool) {
@@ -127,6 +139,7 @@ impl Pinger {
         let sends = self.config.count != Some(0);
         for i in 0..self.targets.len() {
             if sends {
+                // At most MAX_DURATION × 2³², well inside an Instant's range.
                 let at = now + self.config.spacing * u32::try_from(i).unwrap_or(u32::MAX);
                 self.targets[i].send_timer = Some(self.sends.insert(at, (i, at)));
             }

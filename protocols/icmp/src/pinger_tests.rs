@@ -252,3 +252,22 @@ fn the_window_is_bounded() {
     assert_eq!(p.handle_icmp(t0, ip(1), &late, meta(64)), Claim::NotOurs);
     assert!(p.targets()[0].window.len() <= MAX_WINDOW);
 }
+
+#[test]
+fn huge_durations_do_not_overflow() {
+    let t0 = Instant::now();
+    let cfg = PingConfig {
+        interval: Duration::MAX,
+        spacing: Duration::MAX,
+        timeout: Duration::MAX,
+        deadline: Some(Duration::MAX),
+        ..config(Some(3))
+    };
+    let mut p = Pinger::new(cfg, &[ip(1), ip(2)]);
+    p.start(t0);
+    assert_eq!(transmits(&mut p).len(), 1);
+    let at = p.poll_timeout().unwrap();
+    assert_eq!(at, t0 + MAX_DURATION);
+    p.handle_timeout(at);
+    assert!(p.is_done(), "the (clamped) deadline came first");
+}
