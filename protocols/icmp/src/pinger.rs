@@ -49,6 +49,8 @@ pub struct Target {
     pending: usize,
     /// When the next probe is due (`None`: no more to send).
     send_timer: Option<TimerId>,
+    /// Nothing more to do for this target (see `Pinger::target_complete`).
+    complete: bool,
 }
 
 impl Target {
@@ -86,6 +88,11 @@ pub struct Pinger {
     /// Per family (v4, v6): whether replies must carry our identifier (raw sockets keep it;
     /// datagram sockets rewrite it).
     check_ident: [bool; 2],
+    /// Targets not yet complete; the run is over when none are left.
+    incomplete: usize,
+    /// Targets whose state changed since completion was last checked (so that checking is O(1)
+    /// per change rather than a scan of every target).
+    touched: Vec<usize>,
 }
 
 impl Pinger {
@@ -106,13 +113,13 @@ impl Pinger {
                     window: VecDeque::new(),
                     pending: 0,
                     send_timer: None,
+                    complete: false,
                 });
                 targets.len() - 1
             });
         }
         Pinger {
             config,
-            targets,
             by_addr,
             sends: Timers::new(),
             timeouts: VecDeque::new(),
@@ -121,6 +128,9 @@ impl Pinger {
             started: None,
             finished: None,
             check_ident: [false; 2],
+            incomplete: targets.len(),
+            touched: (0..targets.len()).collect(),
+            targets,
         }
     }
 
@@ -211,6 +221,7 @@ impl Pinger {
         }
         while let Some((_, (t, at))) = self.sends.pop_expired(now) {
             self.targets[t].send_timer = None;
+            self.touched.push(t);
             self.send_probe(now, t);
             if self.wants_more(t) {
                 // Keep the schedule, but never try to catch up a backlog in a burst.
@@ -242,7 +253,13 @@ impl Pinger {
     }
 
     fn check_finished(&mut self, now: Instant) {
-        if (0..self.targets.len()).all(|t| self.target_complete(t)) {
+        while let Some(t) = self.touched.pop() {
+            if !self.targets[t].complete && self.target_complete(t) {
+                self.targets[t].complete = true;
+                self.incomplete -= 1;
+            }
+        }
+        if self.incomplete == 0 {
             self.stop(now);
         }
     }
@@ -278,6 +295,7 @@ impl Pinger {
         let Probe::Pending(sent) = *slot else { return None };
         *slot = to;
         target.pending -= 1;
+        self.touched.push(t);
         Some(sent)
     }
 
