@@ -38,10 +38,18 @@ table ip netlab_test {
         ip saddr 127.0.0.9 icmp type echo-reply @th,192,8 set 0x11 @th,208,8 set 0x11
     }
 }
+table ip6 netlab_test6 {
+    chain in {
+        type filter hook input priority 0;
+        # 2001:db8::6 (an address on this namespace's lo) is unreachable
+        ip6 daddr 2001:db8::6 icmpv6 type echo-request reject with icmpv6 type addr-unreachable
+    }
+}
 "#;
 
 fn netns() -> Option<Netns> {
     let ns = Netns::new()?;
+    ns.run(&["ip", "-6", "addr", "add", "2001:db8::6/128", "dev", "lo", "nodad"]);
     ns.nft(RULES);
     Some(ns)
 }
@@ -149,6 +157,28 @@ fn unreachable_errors_quote_our_probes() {
     assert!(run.stdout.contains("From 127.0.0.7 icmp_seq=1 Packet filtered"), "{run:?}");
 
     same_shape_as_iputils(&ns, &["-c", "2", "-i", "0.2", "-W", "1", "127.0.0.6"]);
+}
+
+#[test]
+fn ipv6_errors_on_raw_and_datagram_sockets() {
+    let Some(ns) = netns() else { return };
+    let args = ["-c", "2", "-i", "0.1", "-W", "1", "2001:db8::6"];
+    for datagram in [false, true] {
+        if datagram {
+            ns.run(&["sysctl", "-q", "-w", "net.ipv4.ping_group_range=0 2147483647"]);
+        }
+        let run = ns.ping_env(&args, &[("RUST_LOG", "netlab_icmp=debug")], LIMIT);
+        let kind = if datagram { "ICMPv6 datagram socket open" } else { "ICMPv6 raw socket open" };
+        assert!(run.stderr.contains(kind), "{run:?}");
+        assert_eq!(run.code, Some(1), "{run:?}");
+        let line = "From 2001:db8::6 icmp_seq=1 Destination unreachable: Address unreachable";
+        assert_eq!(run.lines()[1], line, "{run:?}");
+        assert!(
+            stats_line(&run.stdout)
+                .starts_with("2 packets transmitted, 0 received, +2 errors, 100% packet loss")
+        );
+    }
+    same_shape_as_iputils(&ns, &args);
 }
 
 #[test]
