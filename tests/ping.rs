@@ -164,7 +164,9 @@ fn deadline_ends_the_run() {
     }
     let run = ping(&["-w", "1", "-i", "0.3", "127.0.0.1"], LIMIT);
     assert_eq!(run.code, Some(0), "{run:?}");
-    assert!(run.stdout.contains("4 packets transmitted, 4 received"), "{}", run.stdout);
+    // Sends at 0, 0.3, 0.6 and 0.9 s; on a loaded machine the last may miss the deadline.
+    let sent = ["4 packets transmitted, 4 received", "3 packets transmitted, 3 received"];
+    assert!(sent.iter().any(|s| run.stdout.contains(s)), "{}", run.stdout);
     assert!(run.elapsed < Duration::from_secs(3), "{:?}", run.elapsed);
 }
 
