@@ -158,6 +158,11 @@ fn parse_args(args: &str) -> Result<(IpAddr, u64), String> {
             format!("'{h}' is not an IP address (names are not resolved here: DNS would block the server)")
         })?,
     };
+    let broadcast = matches!(host, IpAddr::V4(ip) if ip.is_broadcast());
+    if host.is_multicast() || host.is_unspecified() || broadcast {
+        // One /ping must not make a whole network answer (or the server itself, in disguise).
+        return Err(format!("{host} is not a unicast address"));
+    }
     let count = match words.next() {
         None => DEFAULT_COUNT,
         Some(c) => match c.parse::<u64>() {
@@ -301,5 +306,8 @@ mod tests {
         assert!(parse_args("127.0.0.1 11").is_err());
         assert!(parse_args("127.0.0.1 x").is_err());
         assert!(parse_args("127.0.0.1 2 3").is_err());
+        for not_unicast in ["224.0.0.1", "255.255.255.255", "0.0.0.0", "ff02::1", "::"] {
+            assert!(parse_args(not_unicast).unwrap_err().contains("not a unicast"), "{not_unicast}");
+        }
     }
 }
