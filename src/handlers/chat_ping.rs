@@ -84,15 +84,15 @@ impl ChatPing {
     }
 
     /// Start the `/ping` commands typed since the last call.
-    fn take_commands(&mut self, now: Instant) {
+    fn take_commands(&mut self) {
         while let Some(cmd) = self.chat.poll_command() {
-            if let Err(msg) = self.start(now, &cmd) {
+            if let Err(msg) = self.start(&cmd) {
                 self.chat.notify(cmd.member, &format!("/ping: {msg}"));
             }
         }
     }
 
-    fn start(&mut self, now: Instant, cmd: &ExternalCommand) -> Result<(), String> {
+    fn start(&mut self, cmd: &ExternalCommand) -> Result<(), String> {
         let (host, count) = parse_args(&cmd.args)?;
         if self.runs.values().filter(|r| r.member == cmd.member).count() >= MAX_PER_USER {
             return Err("you already have a ping running; wait for it to finish".into());
@@ -117,7 +117,6 @@ impl ChatPing {
         let svc = PingService::new(Pinger::new(config, &[host]), None, TAG_BIT | (id << 2));
         self.chat.notify(cmd.member, &format!("PING {host}: {count} probes, 56 data bytes"));
         self.runs.insert(id, Run { member: cmd.member, host, svc });
-        let _ = now;
         Ok(())
     }
 
@@ -244,7 +243,7 @@ impl Service for ChatPing {
             },
             other => self.chat.handle_input(now, other),
         }
-        self.take_commands(now);
+        self.take_commands();
         self.report(now);
     }
 
@@ -257,7 +256,7 @@ impl Service for ChatPing {
                 run.svc.handle_timeout(now);
             }
         }
-        self.take_commands(now);
+        self.take_commands();
         self.report(now);
     }
 
