@@ -76,14 +76,7 @@ fn ping_from_chat_while_echo_runs() {
         return;
     }
     let mut server = Server::start(&["--chat", "127.0.0.1:0", "--echo", "127.0.0.1:0"]);
-    // Server::start counts listeners, and echo's two can arrive before chat's one.
-    let chat = match server.addrs.get("chat/tcp") {
-        Some(a) => *a,
-        None => {
-            let line = server.wait_for_log("listening chat/tcp", LINE_TIMEOUT).expect("chat listening");
-            line.rsplit(' ').next().unwrap().parse().unwrap()
-        }
-    };
+    let chat = server.addr("chat/tcp");
     let (stop, done) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
     let load = {
         let (tcp, udp) = (server.addr("echo/tcp"), server.addr("echo/udp"));
