@@ -110,6 +110,11 @@ run() {
     [ "$scenario" = udp-echo ] && addr_var=${name}_udp
     [ "$scenario" = chat ] && addr_var=${name}_chat
     [ "$scenario" = tftp ] && addr_var=${name}_tftp
+    # A server that died (or was killed from outside) is started again, and the event logged.
+    if ! kill -0 "${!pid_var}" 2>/dev/null; then
+        echo "bench: $name (pid ${!pid_var}) is gone; starting it again" >&2
+        start "$name" || return 0
+    fi
     echo "bench: $scenario $* against $name" >&2
     if ! "$bin" bench "$scenario" --target "${!addr_var}" --server-pid "${!pid_var}" --label "$name" --json "$@" \
         >>"$results" 2>>"$logs/client.log"; then

@@ -260,3 +260,52 @@ fn tftp_downloads_are_checked() {
     assert!(num(&r, "errors") >= 1.0, "{r}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn threaded_chat_drops_a_member_that_never_reads() {
+    let server =
+        threaded(&["--chat", "127.0.0.1:0", "--chat-flood-rate", "1000000", "--chat-flood-burst", "1000000"]);
+    let addr = server.addr("chat/tcp");
+    // The slow member joins, then never reads again.
+    let slow = TcpStream::connect(addr).unwrap();
+    (&slow).write_all(b"slow\n").unwrap();
+    let mut watch = TcpStream::connect(addr).unwrap();
+    watch.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    watch.write_all(b"watch\n").unwrap();
+    let mut watch_r = watch.try_clone().unwrap();
+    wait_bytes(&mut watch_r, b"* you joined #lobby");
+    // The sender's lines fill the slow member's socket buffers, then its capped outbox.
+    let mut sender = TcpStream::connect(addr).unwrap();
+    sender.write_all(b"sender\n").unwrap();
+    let line = format!("{}\n", "x".repeat(1000));
+    let drain = std::thread::spawn(move || {
+        // The watcher reads in large chunks, so only the slow member falls behind.
+        wait_bytes(&mut watch_r, b"* slow left #lobby (too slow)")
+    });
+    for _ in 0..30_000 {
+        if sender.write_all(line.as_bytes()).is_err() {
+            break;
+        }
+        if drain.is_finished() {
+            break;
+        }
+    }
+    drain.join().expect("the slow member is dropped as too slow while the others are served");
+    drop(slow);
+}
+
+/// Read raw chunks until `needle` has been seen (fast even in a debug build); panics at EOF.
+fn wait_bytes(r: &mut impl Read, needle: &[u8]) {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut tail: Vec<u8> = Vec::new();
+    loop {
+        let n = r.read(&mut buf).unwrap_or_else(|e| panic!("waiting for {needle:?}: {e}"));
+        assert!(n > 0, "EOF while waiting for {:?}", String::from_utf8_lossy(needle));
+        tail.extend_from_slice(&buf[..n]);
+        if tail.windows(needle.len()).any(|w| w == needle) {
+            return;
+        }
+        let keep = tail.len().saturating_sub(needle.len());
+        tail.drain(..keep);
+    }
+}

@@ -4,9 +4,11 @@
 //! * **Reader** (the connection's thread): blocking reads; each chunk goes to `Chat::receive` under
 //!   the lock, and the outputs are drained under the same lock, as the chat's contract requires.
 //! * **Writer** (one more thread per member): the only thread that writes to the member's socket.
-//!   Deliveries reach it through its [`Outbox`], a queue capped at the chat's `output_limit`: a
-//!   member over the cap is disconnected as too slow. So a client that stops reading blocks only
-//!   its own writer, never the lock or the other members (the alternative, writing to every member
+//!   Deliveries reach it through its [`Outbox`], a queue held to the chat's `output_limit`: a
+//!   member whose queue stays over it for [`SOFT_GRACE`], or ever passes [`HARD_FACTOR`] times it,
+//!   is disconnected as too slow and its socket shut down (which also frees a writer blocked in
+//!   `write`). So a client that stops reading blocks only its own writer, never the lock or the
+//!   other members (the alternative, writing to every member
 //!   under the lock with a write timeout, lets one stuck client stall the room for the timeout).
 //! * **Timers**: one thread runs `Chat::handle_timeout` at the chat's deadline, waking at least once
 //!   a second ([`TIMER_TICK`]) to notice deadlines added since it went to sleep.
@@ -29,6 +31,12 @@ use super::{Counters, READ_BUF, THREAD_STACK, accept_loop, tcp_listener};
 const WRITER_STACK: usize = 64 * 1024;
 /// The timer thread sleeps at most this long, so a deadline added meanwhile is at most this late.
 const TIMER_TICK: Duration = Duration::from_secs(1);
+/// A member's queue may pass the chat's output limit while its writer is merely waiting to be
+/// scheduled (a reader thread can queue a burst faster than the writer wakes up): it is too slow
+/// when the queue stays over the limit this long (the soft limit)...
+const SOFT_GRACE: Duration = Duration::from_secs(1);
+/// ...or grows past this many times the limit at all (the hard limit).
+const HARD_FACTOR: usize = 16;
 /// Connections accepted beyond `max_users`, so that the chat itself can answer `! server full`.
 const REFUSAL_MARGIN: usize = 64;
 
@@ -41,10 +49,11 @@ struct Shared {
 }
 
 /// What the writer thread of one member works from.
-#[derive(Default)]
 struct Outbox {
     state: Mutex<OutState>,
     ready: Condvar,
+    /// The member's socket (shared with its reader and writer), shut down to abort a blocked write.
+    sock: Arc<TcpStream>,
 }
 
 #[derive(Default)]
@@ -52,6 +61,8 @@ struct OutState {
     queue: VecDeque<Bytes>,
     /// Bytes queued or being written.
     bytes: usize,
+    /// Since when `bytes` has been over the limit (cleared when the writer brings it back under).
+    over_since: Option<Instant>,
     /// Write what is queued, then close.
     closing: bool,
     /// Close at once, dropping what is queued (the member was too slow).
@@ -59,23 +70,33 @@ struct OutState {
 }
 
 impl Outbox {
-    /// Queue `data`; false if that would pass `cap` (the member is too slow).
-    fn push(&self, data: Bytes, cap: usize) -> bool {
+    /// Queue `data`; false if the member is too slow: its queue would pass `HARD_FACTOR` × `cap`,
+    /// or has been over `cap` for `SOFT_GRACE`.
+    fn push(&self, data: Bytes, cap: usize, now: Instant) -> bool {
         let mut st = lock(&self.state);
-        if st.bytes + data.len() > cap {
+        let bytes = st.bytes + data.len();
+        if bytes > cap.saturating_mul(HARD_FACTOR) || st.over_since.is_some_and(|t| now - t > SOFT_GRACE) {
             return false;
         }
-        st.bytes += data.len();
+        if bytes > cap && st.over_since.is_none() {
+            st.over_since = Some(now);
+        }
+        st.bytes = bytes;
         st.queue.push_back(data);
         self.ready.notify_one();
         true
     }
 
+    /// Close after the queued bytes (`abort` false) or at once. An abort also shuts the socket down:
+    /// the writer may be blocked in `write` to a client that does not read, and the reader must stop.
     fn close(&self, abort: bool) {
         let mut st = lock(&self.state);
         st.closing = true;
         st.abort |= abort;
         self.ready.notify_one();
+        if abort {
+            let _ = self.sock.shutdown(Shutdown::Both);
+        }
     }
 }
 
@@ -113,7 +134,7 @@ fn drain(sh: &mut Shared, now: Instant) {
             match out {
                 ChatOutput::Deliver { member, data } => {
                     if let Some(ob) = sh.outboxes.get(&member) {
-                        if !ob.push(data, sh.cap) {
+                        if !ob.push(data, sh.cap, now) {
                             slow.push(member);
                         }
                     }
@@ -140,21 +161,22 @@ fn drain(sh: &mut Shared, now: Instant) {
 /// One member's connection thread: start its writer, then read until EOF or error.
 fn serve_conn(stream: TcpStream, counters: &Counters, shared: &Mutex<Shared>) {
     let Ok(peer) = stream.peer_addr() else { return };
-    let Ok(write_half) = stream.try_clone() else { return };
-    let outbox = Arc::new(Outbox::default());
-    let id = {
+    // One descriptor, shared: `&TcpStream` reads and writes, so no `try_clone` (no second fd).
+    let stream = Arc::new(stream);
+    let outbox = Arc::new(Outbox { state: Mutex::default(), ready: Condvar::new(), sock: stream.clone() });
+    let (id, cap) = {
         let mut sh = lock(shared);
         let now = Instant::now();
         let id = sh.chat.connect(now, peer);
         sh.outboxes.insert(id, outbox.clone());
         drain(&mut sh, now);
-        id
+        (id, sh.cap)
     };
-    let ob = outbox.clone();
+    let (ob, write_half) = (outbox.clone(), stream.clone());
     let writer = thread::Builder::new()
         .name("chat-writer".into())
         .stack_size(WRITER_STACK)
-        .spawn(move || write_loop(write_half, &ob));
+        .spawn(move || write_loop(&write_half, &ob, cap));
     let writer = match writer {
         Ok(w) => w,
         Err(e) => {
@@ -211,7 +233,7 @@ fn leave(shared: &Mutex<Shared>, id: MemberId, outbox: &Outbox, abort: bool) {
 
 /// The writer thread: write whatever is queued, in order, as one batch per wake-up; at close, shut
 /// the socket down so the reader thread wakes up too. Returns the bytes written.
-fn write_loop(mut stream: TcpStream, outbox: &Outbox) -> u64 {
+fn write_loop(mut stream: &TcpStream, outbox: &Outbox, cap: usize) -> u64 {
     let mut batch: Vec<u8> = Vec::new();
     let mut total = 0u64;
     loop {
@@ -233,7 +255,11 @@ fn write_loop(mut stream: TcpStream, outbox: &Outbox) -> u64 {
             break;
         }
         total += batch.len() as u64;
-        lock(&outbox.state).bytes -= batch.len();
+        let mut st = lock(&outbox.state);
+        st.bytes -= batch.len();
+        if st.bytes <= cap {
+            st.over_since = None;
+        }
     }
     let _ = stream.shutdown(Shutdown::Both);
     total
