@@ -40,20 +40,19 @@ struct Run {
     errors: u64,
 }
 
-impl Run {
-    /// The body bytes of datagram `seq`.
-    fn body(&self, seq: u64) -> &[u8] {
-        let at = (seq.wrapping_mul(2_654_435_761) % 65_521) as usize;
-        &self.pat[at..at + self.size - HEADER]
-    }
+/// The body bytes of datagram `seq`: a slice of the pattern chosen by the sequence number.
+fn body(pat: &[u8], size: usize, seq: u64) -> &[u8] {
+    let at = (seq.wrapping_mul(2_654_435_761) % 65_521) as usize;
+    &pat[at..at + size - HEADER]
+}
 
+impl Run {
     fn send(&mut self, s: &mut Sock, now: Instant) {
         let seq = s.next_seq;
         s.next_seq += 1;
         self.out.clear();
         self.out.extend_from_slice(&seq.to_le_bytes());
-        let at = (seq.wrapping_mul(2_654_435_761) % 65_521) as usize;
-        self.out.extend_from_slice(&self.pat[at..at + self.size - HEADER]);
+        self.out.extend_from_slice(body(&self.pat, self.size, seq));
         s.inflight.push_back((seq, now));
         // A failed send (buffer full) is a loss the timeout will count.
         if let Err(e) = s.udp.send(&self.out) {
@@ -77,7 +76,7 @@ impl Run {
                 self.errors += 1;
                 continue;
             };
-            if n != self.size || buf[HEADER..n] != *self.body(seq) {
+            if n != self.size || buf[HEADER..n] != *body(&self.pat, self.size, seq) {
                 self.errors += 1;
                 continue;
             }
