@@ -84,10 +84,15 @@ fn resolve(host: &str) -> Result<SocketAddr> {
 
 /// A local file being received: temporary name until commit, hashed as written.
 struct LocalWrite {
+    /// The temporary file, buffered.
     out: BufWriter<File>,
+    /// Its path.
     temp: PathBuf,
+    /// Where it goes on commit.
     dest: PathBuf,
+    /// SHA-256 of what was written.
     hash: Sha256,
+    /// The digest, handed back at commit.
     digest: std::rc::Rc<std::cell::Cell<Option<[u8; 32]>>>,
 }
 

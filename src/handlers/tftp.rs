@@ -151,7 +151,9 @@ impl RootFs {
 }
 
 struct RealRead {
+    /// The open file.
     file: File,
+    /// Its size when opened.
     size: u64,
 }
 
@@ -170,9 +172,13 @@ impl ReadFile for RealRead {
 }
 
 struct RealWrite {
+    /// The temporary file, buffered; None once closed.
     out: Option<BufWriter<File>>,
+    /// Its path (hidden, next to `dest`).
     temp: PathBuf,
+    /// The final path.
     dest: PathBuf,
+    /// Replace an existing `dest` (rename) or never (link).
     overwrite: bool,
 }
 

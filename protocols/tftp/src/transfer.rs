@@ -90,6 +90,7 @@ impl Retry {
 
 /// Reads a file block by block, netascii-encoding if asked.
 struct BlockSource {
+    /// The file being sent.
     file: Box<dyn ReadFile>,
     /// File offset of the next raw read.
     offset: u64,
@@ -97,6 +98,7 @@ struct BlockSource {
     encoder: Option<Encoder>,
     /// Raw bytes read ahead for the encoder, and how many of them are used.
     raw: Vec<u8>,
+    /// How many bytes of `raw` the encoder has consumed.
     raw_used: usize,
 }
 
@@ -141,8 +143,11 @@ impl BlockSource {
 
 /// Sends a file: DATA out, ACKs in, a window of `windowsize` blocks in flight.
 pub struct Sender {
+    /// Where blocks come from.
     source: BlockSource,
+    /// Data bytes per block.
     blksize: usize,
+    /// Blocks in flight at most.
     windowsize: usize,
     /// Sent, unacknowledged packets with their block numbers, oldest first. Block 0 is the OACK.
     window: VecDeque<(u16, Bytes)>,
@@ -156,6 +161,7 @@ pub struct Sender {
     pub bytes: u64,
     /// The deadline.
     pub retry: Retry,
+    /// Where the transfer stands.
     status: Status,
 }
 
