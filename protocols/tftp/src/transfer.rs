@@ -103,6 +103,11 @@ struct BlockSource {
 }
 
 impl BlockSource {
+    /// File bytes turned into blocks so far (read-ahead not yet encoded is not counted).
+    fn consumed(&self) -> u64 {
+        self.offset - (self.raw.len() - self.raw_used) as u64
+    }
+
     /// The next block of at most `blksize` bytes; shorter means it is the last.
     fn next(&mut self, blksize: usize) -> Result<Vec<u8>, FsError> {
         let mut block = Vec::with_capacity(blksize);
@@ -157,7 +162,7 @@ pub struct Sender {
     eof: bool,
     /// Our OACK is out and not yet acknowledged.
     oack_pending: bool,
-    /// Data bytes read from the file and sent.
+    /// File bytes sent so far (before netascii conversion).
     pub bytes: u64,
     /// The deadline.
     pub retry: Retry,
@@ -220,7 +225,7 @@ impl Sender {
                 Err(e) => return self.fail(out, e.to_tftp().0, e.to_tftp().1, "read error"),
             };
             self.eof = block.len() < self.blksize;
-            self.bytes += block.len() as u64;
+            self.bytes = self.source.consumed();
             let pkt = Bytes::from(data_packet(self.next_block, &block));
             out.push(pkt.clone());
             self.window.push_back((self.next_block, pkt));
