@@ -1,7 +1,7 @@
 # netlab — build, run, test, lint, bench.
 CARGO ?= cargo
 # Debian packages the integration tests drive (real clients we did not write).
-TEST_PACKAGES := netcat-openbsd socat tftp-hpa atftp curl iputils-ping iproute2 nftables procps
+TEST_PACKAGES := netcat-openbsd socat tftp-hpa atftp curl iputils-ping iproute2 nftables procps util-linux
 
 .PHONY: all build release run test lint fmt check-pure deps bench bench-quick clean
 

@@ -39,12 +39,16 @@ pub struct ChatArgs {
     /// Flood limit: disconnect a chat user after this many refused lines in a row.
     #[arg(long, value_name = "N", default_value_t = ChatConfig::default().flood_kick)]
     pub chat_flood_kick: u32,
+    /// Most `/ping` runs at once, across all chat users (0 turns `/ping` off).
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub chat_ping_max: usize,
 }
 
 pub fn register(args: &ChatArgs, services: &mut Vec<Box<dyn Service>>) -> Result<()> {
     let Some(addr) = args.chat.0 else { return Ok(()) };
     let config = config(args)?;
-    services.push(Box::new(ChatService::new(addr, config, Box::new(LocalClock::new()))));
+    let chat = ChatService::new(addr, config, Box::new(LocalClock::new()));
+    services.push(super::chat_ping::ChatPing::wrap(chat, args.chat_ping_max));
     Ok(())
 }
 

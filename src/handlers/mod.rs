@@ -7,6 +7,7 @@
 
 pub mod celsius;
 pub mod chat;
+pub mod chat_ping;
 pub mod echo;
 pub mod tftp;
 

@@ -61,6 +61,15 @@ impl IcmpSocket {
         } else if !raw {
             let _ = set_int(fd, libc::IPPROTO_IP, libc::IP_RECVTTL, 1);
         }
+        if !raw {
+            // A datagram ping socket never delivers ICMP errors as messages: ask for them on the
+            // error queue, where `recv` turns them back into the messages they came from.
+            let _ = if v6 {
+                set_int(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVERR, 1)
+            } else {
+                set_int(fd, libc::IPPROTO_IP, libc::IP_RECVERR, 1)
+            };
+        }
         Ok(IcmpSocket { inner, v6, raw })
     }
 
@@ -98,7 +107,17 @@ impl IcmpSocket {
             msg.msg_controllen = size_of_val(&control) as _;
             let n = libc::recvmsg(self.inner.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT);
             if n < 0 {
-                return Err(io::Error::last_os_error());
+                let err = io::Error::last_os_error();
+                let real = !matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted);
+                if real && !self.raw {
+                    // The pending error of an ICMP error message (EHOSTUNREACH...): its details
+                    // wait on the error queue.
+                    // If that fails, report the first error: the reactor then reads on.
+                    if let Some(Ok(r)) = self.recv_error(buf) {
+                        return Ok(r);
+                    }
+                }
+                return Err(err);
             }
             let n = (n as usize).min(buf.len());
             let mut meta = RecvMeta::default();
@@ -135,6 +154,97 @@ impl IcmpSocket {
                 range = ihl..n;
             }
             Ok(Received { range, from: SocketAddr::new(from.ip(), 0), meta })
+        }
+    }
+}
+
+impl IcmpSocket {
+    /// Take one entry from the error queue of a datagram ping socket and rebuild the ICMP error
+    /// message it came from: error header, a minimal IP header naming the original destination,
+    /// then the quoted echo request as the kernel kept it. The service then parses it exactly as
+    /// it parses what a raw socket delivers. `None` for local errors (no ICMP behind them).
+    fn recv_error(&self, buf: &mut [u8]) -> Option<io::Result<Received>> {
+        let hdr = 8 + if self.v6 { 40 } else { 20 };
+        if buf.len() <= hdr {
+            return None;
+        }
+        // SAFETY: recvmsg(2) into buffers we own with matching lengths; the extended error and the
+        // offender address are copied out of the control buffer with unaligned reads, within the
+        // length the kernel reported for that control message.
+        unsafe {
+            let mut name: libc::sockaddr_storage = zeroed();
+            let quoted = &mut buf[hdr..];
+            let mut iov = libc::iovec { iov_base: quoted.as_mut_ptr().cast(), iov_len: quoted.len() };
+            let mut control = [0u64; 32];
+            let mut msg: libc::msghdr = zeroed();
+            msg.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
+            msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = size_of_val(&control) as _;
+            let flags = libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT;
+            let n = libc::recvmsg(self.inner.as_raw_fd(), &mut msg, flags);
+            if n < 0 {
+                return Some(Err(io::Error::last_os_error()));
+            }
+            let n = (n as usize).min(quoted.len());
+            let mut found = None;
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            while !cmsg.is_null() {
+                let c = &*cmsg;
+                let is_err = (c.cmsg_level, c.cmsg_type) == (libc::IPPROTO_IP, libc::IP_RECVERR)
+                    || (c.cmsg_level, c.cmsg_type) == (libc::IPPROTO_IPV6, libc::IPV6_RECVERR);
+                if is_err {
+                    let data = libc::CMSG_DATA(cmsg);
+                    let ee: libc::sock_extended_err = std::ptr::read_unaligned(data.cast());
+                    let head = data as usize - cmsg as usize + size_of::<libc::sock_extended_err>();
+                    let avail =
+                        (c.cmsg_len as usize).saturating_sub(head).min(size_of::<libc::sockaddr_storage>());
+                    let mut offender: libc::sockaddr_storage = zeroed();
+                    let src = data.add(size_of::<libc::sock_extended_err>());
+                    std::ptr::copy_nonoverlapping(
+                        src,
+                        (&mut offender as *mut libc::sockaddr_storage).cast(),
+                        avail,
+                    );
+                    found = Some((ee, offender));
+                }
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            }
+            let (ee, offender) = found?;
+            if ee.ee_origin != libc::SO_EE_ORIGIN_ICMP && ee.ee_origin != libc::SO_EE_ORIGIN_ICMP6 {
+                return None;
+            }
+            let dst = to_socket_addr(&name)?;
+            let from = to_socket_addr(&offender).unwrap_or(dst);
+            buf[0] = ee.ee_type;
+            buf[1] = ee.ee_code;
+            buf[2..4].fill(0);
+            buf[4..8].copy_from_slice(&ee.ee_info.to_be_bytes());
+            write_ip_header(&mut buf[8..hdr], dst.ip(), n);
+            Some(Ok(Received { range: 0..hdr + n, from, meta: RecvMeta::default() }))
+        }
+    }
+}
+
+/// A minimal IP header for a rebuilt ICMP error: ICMP inside, to `dst`, `len` bytes after it.
+fn write_ip_header(h: &mut [u8], dst: std::net::IpAddr, len: usize) {
+    h.fill(0);
+    match dst {
+        std::net::IpAddr::V4(ip) => {
+            h[0] = 0x45;
+            h[2..4].copy_from_slice(&u16::try_from(20 + len).unwrap_or(u16::MAX).to_be_bytes());
+            h[8] = 64;
+            h[9] = 1; // ICMP
+            h[16..20].copy_from_slice(&ip.octets());
+        }
+        std::net::IpAddr::V6(ip) => {
+            h[0] = 0x60;
+            h[4..6].copy_from_slice(&u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes());
+            h[6] = 58; // ICMPv6
+            h[7] = 64;
+            h[24..40].copy_from_slice(&ip.octets());
         }
     }
 }

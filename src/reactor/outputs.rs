@@ -64,8 +64,11 @@ impl Reactor {
             Err(e) => {
                 if public && self.starting && self.startup_error.is_none() {
                     self.startup_error = Some(anyhow::anyhow!("cannot listen on {addr} for {name}: {e}"));
-                } else {
+                } else if public {
                     log::warn!("{name}: cannot open {kind:?} on {addr}: {e}");
+                } else {
+                    // A private socket's service hears of it and decides (ping tries another kind).
+                    log::debug!("{name}: cannot open {kind:?} on {addr}: {e}");
                 }
                 Err(OpenError::from(&e))
             }

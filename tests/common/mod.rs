@@ -53,10 +53,14 @@ impl Server {
             }
         });
         let mut server = Server { child, addrs: HashMap::new(), lines, log: Vec::new() };
-        // Every "--proto ADDR" not "off" adds at least one listener.
-        let enabled = args.windows(2).filter(|w| is_proto_flag(w[0]) && w[1] != "off").count();
+        // Wait until every protocol enabled with "--proto ADDR" has logged all its listeners.
+        let expected: Vec<&str> = args
+            .windows(2)
+            .filter(|w| is_proto_flag(w[0]) && w[1] != "off")
+            .flat_map(|w| listeners_of(&w[0][2..]))
+            .collect();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while server.addrs.len() < enabled || server.pending_udp_twin() {
+        while !expected.iter().all(|name| server.addrs.contains_key(*name)) {
             let line = server
                 .next_line(deadline)
                 .unwrap_or_else(|| panic!("server did not start: {:?}", server.log));
@@ -67,11 +71,6 @@ impl Server {
             }
         }
         server
-    }
-
-    /// Echo listens on TCP and UDP: wait for both lines.
-    fn pending_udp_twin(&self) -> bool {
-        self.addrs.contains_key("echo/tcp") != self.addrs.contains_key("echo/udp")
     }
 
     /// The address a listener was bound to, e.g. `addr("echo/udp")`.
@@ -191,6 +190,17 @@ impl Drop for Server {
 
 fn is_proto_flag(s: &str) -> bool {
     matches!(s, "--echo" | "--chat" | "--tftp" | "--celsius")
+}
+
+/// The `listening` names a protocol's flag produces.
+fn listeners_of(proto: &str) -> Vec<&'static str> {
+    match proto {
+        "echo" => vec!["echo/tcp", "echo/udp"],
+        "chat" => vec!["chat/tcp"],
+        "tftp" => vec!["tftp/udp"],
+        "celsius" => vec!["celsius/udp"],
+        _ => vec![],
+    }
 }
 
 pub fn signal(pid: i32, sig: i32) {
