@@ -64,9 +64,12 @@ fn text() -> Vec<u8> {
     t
 }
 
+/// Start the server on `dir`'s root. The first retransmit timeout is short (an upload dallies 4 of
+/// them before its socket is freed, and `settles` waits for that); loopback does not lose packets.
 fn serve(dir: &TempDir, extra: &[&str]) -> (Server, SocketAddr) {
     let root = dir.root();
-    let mut args = vec!["--tftp", "127.0.0.1:0", "--tftp-root", root.to_str().unwrap()];
+    let mut args =
+        vec!["--tftp", "127.0.0.1:0", "--tftp-root", root.to_str().unwrap(), "--tftp-timeout", "250ms"];
     args.extend_from_slice(extra);
     let server = Server::start(&args);
     let addr = server.addr("tftp/udp");
@@ -399,7 +402,8 @@ fn foreign_tid_and_duplicate_acks() {
     let dir = TempDir::new();
     let content = data(1500, 8);
     fs::write(dir.root().join("f"), &content).unwrap();
-    let (mut server, addr) = serve(&dir, &[]);
+    // A long timeout, so that nothing is resent while we watch for sends caused by duplicates.
+    let (mut server, addr) = serve(&dir, &["--tftp-timeout", "3s"]);
     let baseline = live_sockets(&mut server);
     let a = udp_client(addr);
     let b = udp_client(addr);

@@ -151,7 +151,9 @@ impl RootFs {
 }
 
 struct RealRead {
+    /// The open file.
     file: File,
+    /// Its size when opened.
     size: u64,
 }
 
@@ -170,9 +172,13 @@ impl ReadFile for RealRead {
 }
 
 struct RealWrite {
+    /// The temporary file, buffered; None once closed.
     out: Option<BufWriter<File>>,
+    /// Its path (hidden, next to `dest`).
     temp: PathBuf,
+    /// The final path.
     dest: PathBuf,
+    /// Replace an existing `dest` (rename) or never (link).
     overwrite: bool,
 }
 
@@ -215,10 +221,17 @@ impl FileSystem for RootFs {
     fn open_read(&mut self, name: &str) -> Result<Box<dyn ReadFile>, FsError> {
         let (rel, absolute) = self.relative(name)?;
         let path = self.confine(&self.root.join(rel), absolute)?;
-        let file = File::open(&path).map_err(|e| match e.kind() {
-            ErrorKind::NotFound => FsError::NotFound,
-            _ => FsError::AccessDenied,
-        })?;
+        // O_NONBLOCK: opening a FIFO must not block the one thread that serves everyone (it is then
+        // refused as not a regular file). O_NOFOLLOW: the canonical path has no symlinks; if one was
+        // swapped in since, refuse rather than follow it.
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|e| match e.kind() {
+                ErrorKind::NotFound => FsError::NotFound,
+                _ => FsError::AccessDenied,
+            })?;
         let meta = file.metadata().map_err(|_| FsError::Io)?;
         if !meta.is_file() {
             return Err(FsError::AccessDenied);
@@ -274,13 +287,16 @@ mod tests {
         fs::write(root.join("sub/b.txt"), b"yo").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", root.join("evil")).unwrap();
         std::os::unix::fs::symlink("sub/b.txt", root.join("good")).unwrap();
+        let fifo = std::ffi::CString::new(root.join("fifo").to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo(3) with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
         let mut rfs = RootFs { root: root.clone(), overwrite: false, next_temp: 0 };
         for ok in ["a.txt", "/a.txt", "sub/b.txt", "sub\\b.txt", "./sub//b.txt", "good"] {
             assert!(rfs.open_read(ok).is_ok(), "{ok}");
         }
         let full = format!("{}/a.txt", root.display());
         assert!(rfs.open_read(&full).is_ok());
-        let denied = ["../etc/passwd", "sub/../a.txt", "/etc/passwd", "evil", "sub", "/", ""];
+        let denied = ["../etc/passwd", "sub/../a.txt", "/etc/passwd", "evil", "sub", "/", "", "fifo"];
         for bad in denied {
             assert_eq!(rfs.open_read(bad).err(), Some(FsError::AccessDenied), "{bad}");
         }

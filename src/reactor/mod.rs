@@ -157,6 +157,11 @@ impl Reactor {
             return Err(e);
         }
         self.starting = false;
+        let listeners = self.slab.iter().filter(|(_, e)| e.public).count();
+        if listeners > 0 {
+            // Scripts and tests wait for this line: every listener is open.
+            log::info!("ready: {listeners} listeners on one thread");
+        }
         self.flush_and_reap();
 
         while !self.finished() {

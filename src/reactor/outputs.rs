@@ -82,6 +82,7 @@ impl Reactor {
         addr: SocketAddr,
         limits: Option<StreamLimits>,
     ) -> std::io::Result<Opened> {
+        let limits_given = limits.is_some();
         let (sock, local) = match kind {
             SockKind::TcpListener => {
                 let inner = socket::tcp_listener(addr)?;
@@ -103,6 +104,7 @@ impl Reactor {
         let vacant = self.slab.vacant_entry();
         let key = vacant.key();
         let mut entry = Entry::new(s, sock);
+        entry.public = limits_given;
         self.poll.registry().register(entry.source(), Token(key), Interest::READABLE)?;
         vacant.insert(entry);
         if self.generations.len() <= key {

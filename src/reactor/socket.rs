@@ -35,6 +35,8 @@ pub struct Entry {
     pub queued: bool,
     /// Marked for reaping at the end of the turn (and why).
     pub doomed: Option<netlab_core::CloseReason>,
+    /// Opened by `Output::Listen` (logged as `listening ...`).
+    pub public: bool,
 }
 
 pub enum Sock {
@@ -76,7 +78,7 @@ pub struct Conn {
 
 impl Entry {
     pub fn new(service: usize, sock: Sock) -> Self {
-        Entry { service, sock, readable: false, writable: true, queued: false, doomed: None }
+        Entry { service, sock, readable: false, writable: true, queued: false, doomed: None, public: false }
     }
 
     /// The entry as a mio source, for (de)registration.

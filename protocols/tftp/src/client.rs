@@ -29,20 +29,25 @@ enum Phase {
 
 /// One get or put.
 pub struct Client {
+    /// What the client is doing.
     phase: Phase,
     /// The server's request port.
     server: SocketAddr,
     /// The server's transfer address, once it answered.
     tid: Option<SocketAddr>,
+    /// Transfer mode.
     mode: Mode,
     /// Options as asked.
     asked: Vec<(String, String)>,
     /// The request packet, resent until answered.
     request: Bytes,
+    /// Deadline and backoff for the request.
     retry: Retry,
-    /// Timeout and retry settings for the machine.
+    /// First timeout for the machine, unless the server agreed another.
     timeout: Duration,
+    /// Resends allowed before giving up.
     max_retries: u32,
+    /// What the server agreed to.
     negotiated: Negotiated,
 }
 

@@ -104,8 +104,11 @@ impl ReadFile for MemRead {
 }
 
 struct MemWrite {
+    /// Where the file lands on commit.
     fs: MemFs,
+    /// Its name.
     name: String,
+    /// Its contents so far.
     data: Vec<u8>,
 }
 

@@ -12,9 +12,13 @@ use crate::transfer::{DALLY_TIMEOUTS, MAX_DALLY, Retry, Status, peer_error};
 
 /// Receives a file: DATA in, ACKs out (one per window).
 pub struct Receiver {
+    /// The file being written; None once committed or aborted.
     file: Option<Box<dyn WriteFile>>,
+    /// Netascii decoder (None for octet).
     decoder: Option<Decoder>,
+    /// Data bytes per block; a shorter block is the last.
     blksize: usize,
+    /// Blocks per ACK.
     windowsize: usize,
     /// The block we want next.
     expected: u16,
@@ -31,6 +35,7 @@ pub struct Receiver {
     max_bytes: Option<u64>,
     /// The deadline.
     pub retry: Retry,
+    /// Where the transfer stands.
     status: Status,
     /// Scratch buffer for decoding.
     buf: Vec<u8>,

@@ -90,6 +90,7 @@ impl Retry {
 
 /// Reads a file block by block, netascii-encoding if asked.
 struct BlockSource {
+    /// The file being sent.
     file: Box<dyn ReadFile>,
     /// File offset of the next raw read.
     offset: u64,
@@ -97,10 +98,16 @@ struct BlockSource {
     encoder: Option<Encoder>,
     /// Raw bytes read ahead for the encoder, and how many of them are used.
     raw: Vec<u8>,
+    /// How many bytes of `raw` the encoder has consumed.
     raw_used: usize,
 }
 
 impl BlockSource {
+    /// File bytes turned into blocks so far (read-ahead not yet encoded is not counted).
+    fn consumed(&self) -> u64 {
+        self.offset - (self.raw.len() - self.raw_used) as u64
+    }
+
     /// The next block of at most `blksize` bytes; shorter means it is the last.
     fn next(&mut self, blksize: usize) -> Result<Vec<u8>, FsError> {
         let mut block = Vec::with_capacity(blksize);
@@ -141,8 +148,11 @@ impl BlockSource {
 
 /// Sends a file: DATA out, ACKs in, a window of `windowsize` blocks in flight.
 pub struct Sender {
+    /// Where blocks come from.
     source: BlockSource,
+    /// Data bytes per block.
     blksize: usize,
+    /// Blocks in flight at most.
     windowsize: usize,
     /// Sent, unacknowledged packets with their block numbers, oldest first. Block 0 is the OACK.
     window: VecDeque<(u16, Bytes)>,
@@ -152,10 +162,11 @@ pub struct Sender {
     eof: bool,
     /// Our OACK is out and not yet acknowledged.
     oack_pending: bool,
-    /// Data bytes read from the file and sent.
+    /// File bytes sent so far (before netascii conversion).
     pub bytes: u64,
     /// The deadline.
     pub retry: Retry,
+    /// Where the transfer stands.
     status: Status,
 }
 
@@ -214,7 +225,7 @@ impl Sender {
                 Err(e) => return self.fail(out, e.to_tftp().0, e.to_tftp().1, "read error"),
             };
             self.eof = block.len() < self.blksize;
-            self.bytes += block.len() as u64;
+            self.bytes = self.source.consumed();
             let pkt = Bytes::from(data_packet(self.next_block, &block));
             out.push(pkt.clone());
             self.window.push_back((self.next_block, pkt));

@@ -121,10 +121,13 @@ struct Transfer {
 
 /// The TFTP server.
 pub struct TftpService<F: FileSystem> {
+    /// Settings.
     cfg: Config,
+    /// Where files come from and go to.
     fs: F,
     /// The listening socket and its bound address.
     listener: Option<Opened>,
+    /// Outputs waiting for `poll_output`.
     out: VecDeque<Output>,
     /// Transfers waiting for their socket, by `Open` tag.
     pending: HashMap<u64, Transfer>,
@@ -137,6 +140,7 @@ pub struct TftpService<F: FileSystem> {
     per_ip: HashMap<IpAddr, usize>,
     /// One deadline per active transfer.
     timers: Timers<SockId>,
+    /// Tag of the next `Open`.
     next_tag: u64,
     /// The `now` of the current call, for durations in log lines.
     now: Option<Instant>,
@@ -144,20 +148,30 @@ pub struct TftpService<F: FileSystem> {
     refusal_log: request::RefusalLog,
     /// Scratch list of packets a machine wants sent.
     scratch: Vec<Bytes>,
+    /// What is counted.
     counters: Counters,
 }
 
 /// What the service counts.
 #[derive(Default)]
 struct Counters {
+    /// Transfers that ended well.
     ok: u64,
+    /// Transfers that failed (timeout, peer error, I/O error, shutdown).
     failed: u64,
+    /// Requests answered with an ERROR instead of a transfer.
     refused: u64,
+    /// Datagrams that did not parse, or were strays on the listener.
     malformed: u64,
+    /// Datagrams on a transfer socket from someone other than its peer.
     foreign_tid: u64,
+    /// Requests repeated by a peer that already has a transfer.
     duplicate_requests: u64,
+    /// Requests from ports below 1024, dropped.
     dropped_privileged: u64,
+    /// Data bytes of finished reads.
     bytes_sent: u64,
+    /// Data bytes of finished writes.
     bytes_received: u64,
 }
 
