@@ -104,6 +104,9 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode> {
     if services.is_empty() {
         anyhow::bail!("the threaded model serves echo and chat: both are off");
     }
+    // Scripts and tests wait for this line, as for the reactor's: every listener is open.
+    let listeners: usize = services.iter().map(|(name, _)| if *name == "echo" { 2 } else { 1 }).sum();
+    log::info!("ready: {listeners} listeners, a thread per connection");
     for signal in signals.forever() {
         let when = if signal == SIGUSR1 { "on SIGUSR1" } else { "at shutdown" };
         for (name, counters) in &services {
