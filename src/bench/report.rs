@@ -125,6 +125,7 @@ pub fn write(args: &BenchArgs) -> Result<ExitCode> {
         "msgs/s",
         &series(&tcp, &|r| Some(r.msgs_per_s)),
         false,
+        SeriesLabelPosition::UpperRight,
     )?;
     plot(
         &dir.join("echo_p99.svg"),
@@ -132,13 +133,15 @@ pub fn write(args: &BenchArgs) -> Result<ExitCode> {
         "p99 (µs)",
         &series(&tcp, &|r| Some(r.p99_us.max(1.0))),
         true,
+        SeriesLabelPosition::UpperLeft,
     )?;
     plot(
         &dir.join("idle_memory.svg"),
         "Server RSS per idle connection",
         "bytes",
         &series(&idle, &|r| r.rss_per_conn),
-        false,
+        true,
+        SeriesLabelPosition::MiddleLeft,
     )?;
     plot(
         &dir.join("idle_threads.svg"),
@@ -146,6 +149,7 @@ pub fn write(args: &BenchArgs) -> Result<ExitCode> {
         "threads",
         &series(&idle, &|r| r.server_threads.map(|t| t as f64)),
         true,
+        SeriesLabelPosition::UpperLeft,
     )?;
     eprintln!("wrote {}", args.out.display());
     Ok(ExitCode::SUCCESS)
@@ -304,6 +308,21 @@ fn chat_findings(md: &mut String, chat: &Table) {
     md.push('\n');
 }
 
+/// One colour per server in every plot, so charts can be compared at a glance.
+fn server_color(label: &str) -> RGBAColor {
+    match label {
+        "reactor" => RGBColor(0x1b, 0x9e, 0x77).to_rgba(),
+        "threaded" => RGBColor(0xd9, 0x5f, 0x02).to_rgba(),
+        "minimal" => RGBColor(0x75, 0x70, 0xb3).to_rgba(),
+        other => Palette99::pick(other.len()).to_rgba(),
+    }
+}
+
+/// Axis ticks as plain numbers: `10000`, `2.5`, never `10000.0`.
+fn format_tick(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v:.1}") }
+}
+
 /// A line plot of y against connection count (log x), one line per server.
 fn plot(
     path: &Path,
@@ -311,6 +330,7 @@ fn plot(
     y_label: &str,
     series: &[(String, Vec<(f64, f64)>)],
     log_y: bool,
+    legend: SeriesLabelPosition,
 ) -> Result<()> {
     let points = series.iter().flat_map(|(_, p)| p.iter());
     let (mut x_max, mut y_min, mut y_max) = (10.0f64, f64::MAX, 1.0f64);
@@ -331,10 +351,12 @@ fn plot(
                 .configure_mesh()
                 .x_desc("connections")
                 .y_desc(y_label)
+                .x_label_formatter(&|x| format_tick(*x))
+                .y_label_formatter(&|y| format_tick(*y))
                 .draw()
                 .map_err(|e| anyhow!("{e}"))?;
-            for (i, (label, pts)) in series.iter().enumerate() {
-                let color = Palette99::pick(i).to_rgba();
+            for (label, pts) in series.iter() {
+                let color = server_color(label);
                 chart
                     .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
                     .map_err(|e| anyhow!("{e}"))?
@@ -346,6 +368,7 @@ fn plot(
             }
             chart
                 .configure_series_labels()
+                .position(legend.clone())
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
                 .draw()
