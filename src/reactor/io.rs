@@ -24,7 +24,8 @@ impl Reactor {
     /// Serve every socket on the ready list once. Sockets that use up their budget, or that are added
     /// while serving, go on the list for the next turn.
     pub(super) fn serve_ready(&mut self) {
-        for sock in mem::take(&mut self.ready) {
+        let mut batch = self.ready.take();
+        for sock in batch.drain(..) {
             let key = sock.index as usize;
             let Some(entry) = self.slab.get_mut(key) else { continue };
             if self.generations[key] != sock.generation {
@@ -40,6 +41,7 @@ impl Reactor {
                 Sock::Udp(_) | Sock::Icmp(_) => self.serve_datagrams(sock),
             }
         }
+        self.ready.recycle(batch);
     }
 
     /// Put a socket back on the ready list (its budget ran out but it is still readable).
@@ -231,7 +233,8 @@ impl Reactor {
     /// Write the output queued this turn. A connection whose buffer fills gets WRITABLE interest
     /// until it drains; one that drains below half its pause mark is read again.
     pub(super) fn flush(&mut self) {
-        for sock in mem::take(&mut self.dirty) {
+        let mut batch = self.dirty.take();
+        for sock in batch.drain(..) {
             let key = sock.index as usize;
             let Some(entry) = self.slab.get_mut(key) else { continue };
             if self.generations[key] != sock.generation {
@@ -280,6 +283,7 @@ impl Reactor {
                 }
             }
         }
+        self.dirty.recycle(batch);
     }
 
     /// Close a socket: connections with pending output (and `flush`) drain first, for a bounded

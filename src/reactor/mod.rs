@@ -82,11 +82,11 @@ pub struct Reactor {
     generations: Vec<u32>,
     services: Vec<ServiceSlot>,
     /// Sockets with remembered readiness to serve (this turn, or the next one if added while serving).
-    ready: Vec<SockId>,
+    ready: Batch<SockId>,
     /// Connections with output queued this turn.
-    dirty: Vec<SockId>,
+    dirty: Batch<SockId>,
     /// Entries to reap at the end of the turn.
-    doomed: Vec<usize>,
+    doomed: Batch<usize>,
     /// Answers to outputs, waiting to be delivered.
     deferred: VecDeque<(usize, Deferred)>,
     /// Deadlines of connections flushing before close.
@@ -122,9 +122,9 @@ impl Reactor {
             slab: Slab::new(),
             generations: Vec::new(),
             services: Vec::new(),
-            ready: Vec::new(),
-            dirty: Vec::new(),
-            doomed: Vec::new(),
+            ready: Batch::default(),
+            dirty: Batch::default(),
+            doomed: Batch::default(),
             deferred: VecDeque::new(),
             linger: Timers::new(),
             accept_retry: None,
@@ -304,7 +304,8 @@ impl Reactor {
 
     /// Remove doomed entries and tell their services.
     fn reap(&mut self) {
-        for key in mem::take(&mut self.doomed) {
+        let mut doomed = self.doomed.take();
+        for key in doomed.drain(..) {
             // Closing the fd (dropping the entry) also removes it from the epoll set.
             let entry = self.slab.remove(key);
             let reason = entry.doomed.unwrap_or(CloseReason::Requested);
@@ -321,6 +322,7 @@ impl Reactor {
             }
             self.deferred.push_back((entry.service, Deferred::Closed { sock, reason }));
         }
+        self.doomed.recycle(doomed);
         self.deliver_deferred();
     }
 
@@ -374,6 +376,41 @@ impl Reactor {
             log::info!("stats {} ({when}): {}{extra}", slot.svc.name(), slot.stats);
         }
         log::info!("stats reactor ({when}): live_sockets={} turns={}", self.slab.len(), self.turns);
+    }
+}
+
+/// A work list processed in batches that keeps its memory: `take` hands out the current batch (items
+/// pushed meanwhile form the next one) and `recycle` returns the drained vector for reuse, so a busy
+/// loop allocates nothing per turn.
+struct Batch<T> {
+    next: Vec<T>,
+    spare: Vec<T>,
+}
+
+impl<T> Default for Batch<T> {
+    fn default() -> Self {
+        Batch { next: Vec::new(), spare: Vec::new() }
+    }
+}
+
+impl<T> Batch<T> {
+    fn push(&mut self, item: T) {
+        self.next.push(item);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.next.is_empty()
+    }
+
+    fn take(&mut self) -> Vec<T> {
+        mem::replace(&mut self.next, mem::take(&mut self.spare))
+    }
+
+    fn recycle(&mut self, mut used: Vec<T>) {
+        used.clear();
+        if used.capacity() > self.spare.capacity() {
+            self.spare = used;
+        }
     }
 }
 

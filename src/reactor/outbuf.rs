@@ -52,7 +52,10 @@ impl OutBuf {
     pub fn write_to<W: Write>(&mut self, w: &mut W) -> io::Result<usize> {
         let mut total = 0;
         while !self.chunks.is_empty() {
-            let result = {
+            let result = if self.chunks.len() == 1 {
+                // The common case (one reply, one line): a plain write, no iovec array to fill.
+                w.write(&self.chunks[0])
+            } else {
                 let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
                 let n = self.chunks.len().min(MAX_IOVECS);
                 for (slot, chunk) in slices.iter_mut().zip(self.chunks.iter()) {
