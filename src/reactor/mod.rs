@@ -40,6 +40,7 @@ use slab::Slab;
 use netlab_core::{CloseReason, Input, OpenError, Opened, Service, SockId, Timers};
 
 use socket::{Entry, Sock};
+pub use socket::{bound_tcp_listener, bound_udp};
 use stats::Counters;
 
 /// Token of the signal pipe; slab keys never get this high.

@@ -92,8 +92,10 @@ impl Entry {
     }
 }
 
-/// Open a TCP listener with a large backlog.
-pub fn tcp_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+/// A bound, listening TCP socket with a large backlog, still blocking. The reactor makes it
+/// non-blocking; the threaded baseline uses it as it is, so both models meet a connection flood
+/// with the same queue.
+pub fn bound_tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     s.set_reuse_address(true)?;
     if addr.is_ipv6() {
@@ -101,12 +103,11 @@ pub fn tcp_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     }
     s.bind(&addr.into())?;
     s.listen(LISTEN_BACKLOG)?;
-    s.set_nonblocking(true)?;
-    Ok(TcpListener::from_std(s.into()))
+    Ok(s.into())
 }
 
-/// Open a UDP socket with large kernel buffers.
-pub fn udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+/// A bound UDP socket with large kernel buffers, still blocking (see [`bound_tcp_listener`]).
+pub fn bound_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
@@ -115,8 +116,21 @@ pub fn udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     let _ = s.set_recv_buffer_size(UDP_BUFFER);
     let _ = s.set_send_buffer_size(UDP_BUFFER);
     s.bind(&addr.into())?;
-    s.set_nonblocking(true)?;
-    Ok(UdpSocket::from_std(s.into()))
+    Ok(s.into())
+}
+
+/// A non-blocking TCP listener for the poll.
+pub fn tcp_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    let l = bound_tcp_listener(addr)?;
+    l.set_nonblocking(true)?;
+    Ok(TcpListener::from_std(l))
+}
+
+/// A non-blocking UDP socket for the poll.
+pub fn udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let u = bound_udp(addr)?;
+    u.set_nonblocking(true)?;
+    Ok(UdpSocket::from_std(u))
 }
 
 /// Set per-connection options on an accepted stream. Failures are harmless and ignored.

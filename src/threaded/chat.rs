@@ -25,7 +25,8 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use netlab_chat::{Chat, ChatConfig, ChatOutput, LeaveReason, MemberId, TimeOfDay};
 
-use super::{Counters, READ_BUF, THREAD_STACK, accept_loop, tcp_listener};
+use super::{Counters, READ_BUF, THREAD_STACK, accept_loop};
+use crate::reactor::bound_tcp_listener;
 
 /// Stack of a writer thread: it only holds a batch vector and calls `write_all`.
 const WRITER_STACK: usize = 64 * 1024;
@@ -108,7 +109,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Bind the chat listener, log where, and start the accept and timer threads.
 pub fn start(addr: SocketAddr, config: ChatConfig, clock: Box<dyn TimeOfDay>) -> Result<Arc<Counters>> {
     let counters = Arc::new(Counters::default());
-    let listener = tcp_listener(addr).with_context(|| format!("chat/tcp: cannot listen on {addr}"))?;
+    let listener = bound_tcp_listener(addr).with_context(|| format!("chat/tcp: cannot listen on {addr}"))?;
     log::info!("listening chat/tcp {}", listener.local_addr()?);
     let max_conns = config.max_users.saturating_add(REFUSAL_MARGIN);
     let cap = config.output_limit;

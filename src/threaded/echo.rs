@@ -10,7 +10,8 @@ use std::thread;
 
 use anyhow::{Context, Result};
 
-use super::{Counters, READ_BUF, THREAD_STACK, accept_loop, tcp_listener};
+use super::{Counters, READ_BUF, THREAD_STACK, accept_loop};
+use crate::reactor::bound_tcp_listener;
 
 /// Largest datagram: the whole UDP payload range.
 const DGRAM_BUF: usize = 64 * 1024;
@@ -18,8 +19,8 @@ const DGRAM_BUF: usize = 64 * 1024;
 /// Bind TCP and UDP echo on `addr`, log where, and start their threads.
 pub fn start(addr: SocketAddr, max_conns: usize) -> Result<Arc<Counters>> {
     let counters = Arc::new(Counters::default());
-    let listener = tcp_listener(addr).with_context(|| format!("echo/tcp: cannot listen on {addr}"))?;
-    let udp = super::udp_socket(addr).with_context(|| format!("echo/udp: cannot bind {addr}"))?;
+    let listener = bound_tcp_listener(addr).with_context(|| format!("echo/tcp: cannot listen on {addr}"))?;
+    let udp = crate::reactor::bound_udp(addr).with_context(|| format!("echo/udp: cannot bind {addr}"))?;
     log::info!("listening echo/tcp {}", listener.local_addr()?);
     log::info!("listening echo/udp {}", udp.local_addr()?);
     let c = counters.clone();

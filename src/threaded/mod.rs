@@ -16,7 +16,7 @@
 mod chat;
 mod echo;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -25,7 +25,6 @@ use std::thread;
 use anyhow::{Context, Result};
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
-use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::handlers::ServeArgs;
 
@@ -36,10 +35,6 @@ pub const THREAD_STACK: usize = 128 * 1024;
 /// Read buffer of one connection, on its thread's stack: a 16 KiB read serves large echo messages
 /// in few system calls without making every thread's resident stack large.
 pub const READ_BUF: usize = 16 * 1024;
-/// Listen backlog, the same as the reactor's, so connection floods meet the same queue.
-const LISTEN_BACKLOG: i32 = 4096;
-/// UDP kernel buffers, the same as the reactor's.
-const UDP_BUFFER: usize = 1 << 20;
 
 /// Counters of one protocol, shared by its threads. Byte counts of a connection are added when it
 /// ends (one atomic add per connection, not per read), so SIGUSR1 shows finished connections only.
@@ -123,31 +118,6 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode> {
 /// Threads of this process, from /proc (0 if unreadable).
 fn thread_count() -> usize {
     std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0)
-}
-
-/// A blocking TCP listener with the reactor's backlog.
-fn tcp_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    s.set_reuse_address(true)?;
-    if addr.is_ipv6() {
-        s.set_only_v6(true)?;
-    }
-    s.bind(&addr.into())?;
-    s.listen(LISTEN_BACKLOG)?;
-    Ok(s.into())
-}
-
-/// A blocking UDP socket with the reactor's kernel buffer sizes.
-fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
-    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if addr.is_ipv6() {
-        s.set_only_v6(true)?;
-    }
-    // Best effort, as in the reactor: a smaller buffer only means more drops under load.
-    let _ = s.set_recv_buffer_size(UDP_BUFFER);
-    let _ = s.set_send_buffer_size(UDP_BUFFER);
-    s.bind(&addr.into())?;
-    Ok(s.into())
 }
 
 /// Accept forever on `listener`, running `serve_conn` on a new thread per connection, at most
