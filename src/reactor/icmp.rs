@@ -92,69 +92,50 @@ impl IcmpSocket {
     /// Receive one ICMP message into `buf`. `now`/`wall` are the turn's clock readings, used to map
     /// the kernel's wall-clock timestamp onto the monotonic clock.
     pub fn recv(&self, buf: &mut [u8], now: Instant, wall: SystemTime) -> io::Result<Received> {
-        // SAFETY: plain recvmsg(2) into buffers we own, with lengths that match them; the kernel
-        // writes at most those lengths, and the control messages are read with the CMSG macros.
-        unsafe {
-            let mut name: libc::sockaddr_storage = zeroed();
-            let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-            let mut control = [0u64; 32];
-            let mut msg: libc::msghdr = zeroed();
-            msg.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
-            msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = control.as_mut_ptr().cast();
-            msg.msg_controllen = size_of_val(&control) as _;
-            let n = libc::recvmsg(self.inner.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT);
-            if n < 0 {
-                let err = io::Error::last_os_error();
+        let mut meta = RecvMeta::default();
+        let fd = self.inner.as_raw_fd();
+        let result = recv_msg(fd, buf, libc::MSG_DONTWAIT, |level, kind, data| match (level, kind) {
+            (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS) => {
+                if let Some(ts) = read_cmsg::<libc::timespec>(data) {
+                    let at = SystemTime::UNIX_EPOCH + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+                    // How long ago the kernel took the packet in; never in the future.
+                    let age = wall.duration_since(at).unwrap_or(Duration::ZERO);
+                    meta.rx_time = Some(now.checked_sub(age).unwrap_or(now));
+                }
+            }
+            (libc::IPPROTO_IP, libc::IP_TTL) | (libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT) => {
+                meta.ttl = read_cmsg::<libc::c_int>(data).and_then(|v| u8::try_from(v).ok());
+            }
+            _ => {}
+        });
+        let (n, name) = match result {
+            Ok(received) => received,
+            Err(err) => {
                 let real = !matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted);
                 if real && !self.raw {
                     // The pending error of an ICMP error message (EHOSTUNREACH...): its details
-                    // wait on the error queue.
-                    // If that fails, report the first error: the reactor then reads on.
+                    // wait on the error queue. If that fails, report the first error: the reactor
+                    // then reads on.
                     if let Some(Ok(r)) = self.recv_error(buf) {
                         return Ok(r);
                     }
                 }
                 return Err(err);
             }
-            let n = (n as usize).min(buf.len());
-            let mut meta = RecvMeta::default();
-            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-            while !cmsg.is_null() {
-                let c = &*cmsg;
-                let data = libc::CMSG_DATA(cmsg);
-                match (c.cmsg_level, c.cmsg_type) {
-                    (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS) => {
-                        let ts: libc::timespec = std::ptr::read_unaligned(data.cast());
-                        let at = SystemTime::UNIX_EPOCH + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
-                        // How long ago the kernel took the packet in; never in the future.
-                        let age = wall.duration_since(at).unwrap_or(Duration::ZERO);
-                        meta.rx_time = Some(now.checked_sub(age).unwrap_or(now));
-                    }
-                    (libc::IPPROTO_IP, libc::IP_TTL) | (libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT) => {
-                        let v: libc::c_int = std::ptr::read_unaligned(data.cast());
-                        meta.ttl = u8::try_from(v).ok();
-                    }
-                    _ => {}
-                }
-                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        };
+        let from = to_socket_addr(&name)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no source address"))?;
+        let mut range = 0..n;
+        if self.raw && !self.v6 {
+            // A raw ICMPv4 socket delivers the IP header: strip it, keep its TTL.
+            let ihl = buf.first().map_or(0, |b| usize::from(b & 0x0f) * 4);
+            if ihl < 20 || n < ihl {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "truncated IPv4 header"));
             }
-            let from = to_socket_addr(&name)
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no source address"))?;
-            let mut range = 0..n;
-            if self.raw && !self.v6 {
-                // A raw ICMPv4 socket delivers the IP header: strip it, keep its TTL.
-                let ihl = buf.first().map_or(0, |b| usize::from(b & 0x0f) * 4);
-                if ihl < 20 || n < ihl {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, "truncated IPv4 header"));
-                }
-                meta.ttl = Some(buf[8]);
-                range = ihl..n;
-            }
-            Ok(Received { range, from: SocketAddr::new(from.ip(), 0), meta })
+            meta.ttl = Some(buf[8]);
+            range = ihl..n;
         }
+        Ok(Received { range, from: SocketAddr::new(from.ip(), 0), meta })
     }
 }
 
@@ -168,64 +149,91 @@ impl IcmpSocket {
         if buf.len() <= hdr {
             return None;
         }
-        // SAFETY: recvmsg(2) into buffers we own with matching lengths; the extended error and the
-        // offender address are copied out of the control buffer with unaligned reads, within the
-        // length the kernel reported for that control message.
-        unsafe {
-            let mut name: libc::sockaddr_storage = zeroed();
-            let quoted = &mut buf[hdr..];
-            let mut iov = libc::iovec { iov_base: quoted.as_mut_ptr().cast(), iov_len: quoted.len() };
-            let mut control = [0u64; 32];
-            let mut msg: libc::msghdr = zeroed();
-            msg.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
-            msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = control.as_mut_ptr().cast();
-            msg.msg_controllen = size_of_val(&control) as _;
-            let flags = libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT;
-            let n = libc::recvmsg(self.inner.as_raw_fd(), &mut msg, flags);
-            if n < 0 {
-                return Some(Err(io::Error::last_os_error()));
-            }
-            let n = (n as usize).min(quoted.len());
-            let mut found = None;
-            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-            while !cmsg.is_null() {
-                let c = &*cmsg;
-                let is_err = (c.cmsg_level, c.cmsg_type) == (libc::IPPROTO_IP, libc::IP_RECVERR)
-                    || (c.cmsg_level, c.cmsg_type) == (libc::IPPROTO_IPV6, libc::IPV6_RECVERR);
-                if is_err {
-                    let data = libc::CMSG_DATA(cmsg);
-                    let ee: libc::sock_extended_err = std::ptr::read_unaligned(data.cast());
-                    let head = data as usize - cmsg as usize + size_of::<libc::sock_extended_err>();
-                    let avail =
-                        (c.cmsg_len as usize).saturating_sub(head).min(size_of::<libc::sockaddr_storage>());
-                    let mut offender: libc::sockaddr_storage = zeroed();
-                    let src = data.add(size_of::<libc::sock_extended_err>());
+        let mut found: Option<(libc::sock_extended_err, libc::sockaddr_storage)> = None;
+        let flags = libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT;
+        let result = recv_msg(self.inner.as_raw_fd(), &mut buf[hdr..], flags, |level, kind, data| {
+            let is_err = (level, kind) == (libc::IPPROTO_IP, libc::IP_RECVERR)
+                || (level, kind) == (libc::IPPROTO_IPV6, libc::IPV6_RECVERR);
+            if let (true, Some(ee)) = (is_err, read_cmsg::<libc::sock_extended_err>(data)) {
+                // The offender's address follows the extended error (SO_EE_OFFENDER).
+                let rest = &data[size_of::<libc::sock_extended_err>()..];
+                // SAFETY: all-zero bytes are a valid (AF_UNSPEC) sockaddr_storage.
+                let mut offender: libc::sockaddr_storage = unsafe { zeroed() };
+                let len = rest.len().min(size_of::<libc::sockaddr_storage>());
+                // SAFETY: copies `len` bytes, within both the control data and the storage.
+                unsafe {
                     std::ptr::copy_nonoverlapping(
-                        src,
+                        rest.as_ptr(),
                         (&mut offender as *mut libc::sockaddr_storage).cast(),
-                        avail,
-                    );
-                    found = Some((ee, offender));
-                }
-                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+                        len,
+                    )
+                };
+                found = Some((ee, offender));
             }
-            let (ee, offender) = found?;
-            if ee.ee_origin != libc::SO_EE_ORIGIN_ICMP && ee.ee_origin != libc::SO_EE_ORIGIN_ICMP6 {
-                return None;
-            }
-            let dst = to_socket_addr(&name)?;
-            let from = to_socket_addr(&offender).unwrap_or(dst);
-            buf[0] = ee.ee_type;
-            buf[1] = ee.ee_code;
-            buf[2..4].fill(0);
-            buf[4..8].copy_from_slice(&ee.ee_info.to_be_bytes());
-            write_ip_header(&mut buf[8..hdr], dst.ip(), n);
-            Some(Ok(Received { range: 0..hdr + n, from, meta: RecvMeta::default() }))
+        });
+        let (n, name) = match result {
+            Ok(received) => received,
+            Err(e) => return Some(Err(e)),
+        };
+        let (ee, offender) = found?;
+        if ee.ee_origin != libc::SO_EE_ORIGIN_ICMP && ee.ee_origin != libc::SO_EE_ORIGIN_ICMP6 {
+            return None;
         }
+        let dst = to_socket_addr(&name)?;
+        let from = to_socket_addr(&offender).unwrap_or(dst);
+        buf[0] = ee.ee_type;
+        buf[1] = ee.ee_code;
+        buf[2..4].fill(0);
+        buf[4..8].copy_from_slice(&ee.ee_info.to_be_bytes());
+        write_ip_header(&mut buf[8..hdr], dst.ip(), n);
+        Some(Ok(Received { range: 0..hdr + n, from, meta: RecvMeta::default() }))
     }
+}
+
+/// One `recvmsg(2)` into `buf`: returns the byte count (at most `buf.len()`) and the sender's
+/// address, and hands every control message to `on_cmsg(level, type, data)`.
+fn recv_msg(
+    fd: RawFd,
+    buf: &mut [u8],
+    flags: libc::c_int,
+    mut on_cmsg: impl FnMut(libc::c_int, libc::c_int, &[u8]),
+) -> io::Result<(usize, libc::sockaddr_storage)> {
+    // SAFETY: recvmsg(2) into buffers we own, with lengths that match them; the kernel writes at
+    // most those lengths. Control messages are walked with the CMSG macros, and each one's data is
+    // handed out as a slice bounded by its `cmsg_len`, which lies within `control`.
+    unsafe {
+        let mut name: libc::sockaddr_storage = zeroed();
+        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+        let mut control = [0u64; 32];
+        let mut msg: libc::msghdr = zeroed();
+        msg.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
+        msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = size_of_val(&control) as _;
+        let n = libc::recvmsg(fd, &mut msg, flags);
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            let c = &*cmsg;
+            let data = libc::CMSG_DATA(cmsg);
+            let head = data as usize - cmsg as usize;
+            let len = (c.cmsg_len as usize).saturating_sub(head);
+            on_cmsg(c.cmsg_level, c.cmsg_type, std::slice::from_raw_parts(data, len));
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+        Ok(((n as usize).min(buf.len()), name))
+    }
+}
+
+/// A plain-data value at the start of a control message's data, if it is long enough.
+fn read_cmsg<T: Copy>(data: &[u8]) -> Option<T> {
+    // SAFETY: only used for C structs and integers (valid for any bytes), read unaligned from a
+    // slice checked to hold at least `size_of::<T>()` bytes.
+    (data.len() >= size_of::<T>()).then(|| unsafe { std::ptr::read_unaligned(data.as_ptr().cast()) })
 }
 
 /// A minimal IP header for a rebuilt ICMP error: ICMP inside, to `dst`, `len` bytes after it.
