@@ -89,7 +89,8 @@ impl MemFs {
     }
 }
 
-struct MemRead(Vec<u8>);
+/// A file read from memory (what [`MemFs`] opens; also usable on its own, e.g. for a client's upload).
+pub struct MemRead(pub Vec<u8>);
 
 impl ReadFile for MemRead {
     fn size(&self) -> u64 {

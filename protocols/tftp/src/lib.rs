@@ -27,7 +27,7 @@ mod service;
 pub mod transfer;
 
 pub use client::{Client, Transmit};
-pub use files::{FileSystem, FsError, MemFs, ReadFile, WriteFile};
+pub use files::{FileSystem, FsError, MemFs, MemRead, ReadFile, WriteFile};
 pub use options::Negotiated;
 pub use packet::{ErrorCode, Kind, Mode, Packet, ParseError};
 pub use service::{Config, TftpService};

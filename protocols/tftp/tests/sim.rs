@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use netlab_core::{Bytes, Input, Opened, Output, RecvMeta, Service, SockId};
 use netlab_tftp::{
-    Client, Config, FileSystem, FsError, MemFs, Mode, ReadFile, Status, TftpService, WriteFile,
+    Client, Config, FileSystem, FsError, MemFs, MemRead, Mode, ReadFile, Status, TftpService, WriteFile,
 };
 
 /// xorshift64*: a small seeded PRNG, so every run of a seed is the same run.
@@ -40,19 +40,6 @@ impl WriteFile for SinkWrite {
         Ok(())
     }
     fn abort(self: Box<Self>) {}
-}
-
-struct SliceRead(Vec<u8>);
-impl ReadFile for SliceRead {
-    fn size(&self) -> u64 {
-        self.0.len() as u64
-    }
-    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
-        let start = (offset as usize).min(self.0.len());
-        let n = buf.len().min(self.0.len() - start);
-        buf[..n].copy_from_slice(&self.0[start..start + n]);
-        Ok(n)
-    }
 }
 
 /// Reads from memory; uploads go to one shared buffer the test watches.
@@ -137,7 +124,7 @@ fn run(case: Case) {
     let server: SocketAddr = "127.0.0.1:69".parse().unwrap();
     let timeout = Duration::from_secs(1);
     let mut client = if case.put {
-        Client::put(server, "f", case.mode, &opts, Box::new(SliceRead(file.clone())), now, timeout, 10)
+        Client::put(server, "f", case.mode, &opts, Box::new(MemRead(file.clone())), now, timeout, 10)
     } else {
         Client::get(server, "f", case.mode, &opts, Box::new(SinkWrite(got.clone())), now, timeout, 10)
     };
