@@ -227,6 +227,8 @@ fn drive(server: SocketAddr, mut client: Client, verb: &str) -> Result<(u64, Opt
     let mut tx: Vec<Transmit> = Vec::new();
     let mut buf = vec![0u8; RECV_BUFFER];
     let bar = progress_bar();
+    // Until the server answers once, "port unreachable" means nobody serves TFTP there.
+    let mut heard = false;
     client.start(started, &mut tx);
     loop {
         for (to, data) in tx.drain(..) {
@@ -245,10 +247,18 @@ fn drive(server: SocketAddr, mut client: Client, verb: &str) -> Result<(u64, Opt
         let wait = client.deadline().saturating_duration_since(now).max(Duration::from_millis(1));
         sock.set_read_timeout(Some(wait))?;
         match sock.recv_from(&mut buf) {
-            Ok((n, from)) => client.on_datagram(Instant::now(), from, &buf[..n], &mut tx),
+            Ok((n, from)) => {
+                heard |= from.ip() == server.ip();
+                client.on_datagram(Instant::now(), from, &buf[..n], &mut tx)
+            }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 client.on_timeout(Instant::now(), &mut tx)
             }
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused && !heard => {
+                bar.abandon();
+                bail!("no TFTP server at {server} (port unreachable)");
+            }
+            // Later, a stray ICMP error for an old datagram: the protocol's timers decide.
             Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
             Err(e) => bail!("receive failed: {e}"),
         }
@@ -274,6 +284,24 @@ fn udp_socket(bind: SocketAddr) -> Result<UdpSocket> {
     let s = socket2::Socket::new(socket2::Domain::for_address(bind), socket2::Type::DGRAM, None)
         .context("cannot open a UDP socket")?;
     let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
+    // Report ICMP errors (port unreachable) on this unconnected socket, so that a request to a
+    // port where nothing listens fails at once instead of after every retry. Best effort.
+    let (level, name) = if bind.is_ipv6() {
+        (libc::IPPROTO_IPV6, libc::IPV6_RECVERR)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_RECVERR)
+    };
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt(2) on a socket we own, with a pointer to a c_int and its exact size.
+    unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&s),
+            level,
+            name,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
     s.bind(&bind.into()).context("cannot bind a UDP socket")?;
     Ok(s.into())
 }

@@ -562,3 +562,21 @@ fn netlab_client_against_netlab_server() {
     settles(&mut server, baseline);
     assert!(t0.elapsed() < Duration::from_secs(20));
 }
+
+#[test]
+fn netlab_client_fails_fast_when_no_server_listens() {
+    // A port that was free a moment ago: nothing answers there but the kernel's port unreachable.
+    let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = std::env::temp_dir().join(format!("netlab-noserver-{}", std::process::id()));
+    let started = Instant::now();
+    let out = Command::new(netlab_bin())
+        .args(["tftp", "get", &format!("127.0.0.1:{port}"), "f"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no TFTP server"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5), "it waited for every retry");
+    assert!(!dir.exists(), "nothing is written when nothing was received");
+}
