@@ -56,6 +56,11 @@ impl IcmpSocket {
         let fd = inner.as_raw_fd();
         // Best effort: without them, RTTs come from the loop's clock and TTLs are unknown.
         let _ = set_int(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1);
+        if v6 && raw {
+            // A raw ICMPv6 socket sees all ICMPv6 traffic, neighbour discovery included: let the
+            // kernel pass only echo replies and the errors that can quote a probe.
+            let _ = set_icmp6_filter(fd, &[1, 2, 3, 4, 129]);
+        }
         if v6 {
             let _ = set_int(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT, 1);
         } else if !raw {
@@ -275,6 +280,28 @@ fn to_socket_addr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
             _ => None,
         }
     }
+}
+
+/// Install an `ICMP6_FILTER` (RFC 3542) that passes only the given ICMPv6 types.
+fn set_icmp6_filter(fd: RawFd, pass: &[u8]) -> io::Result<()> {
+    /// `ICMP6_FILTER` from <netinet/icmp6.h> (level IPPROTO_ICMPV6); the libc crate lacks it.
+    const ICMP6_FILTER: libc::c_int = 1;
+    // A set bit blocks that type (Linux's ICMP6_FILTER_WILLBLOCK convention).
+    let mut filter = [u32::MAX; 8];
+    for &t in pass {
+        filter[usize::from(t >> 5)] &= !(1u32 << (t & 31));
+    }
+    // SAFETY: setsockopt(2) with a pointer to the 32-byte filter and its exact size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_ICMPV6,
+            ICMP6_FILTER,
+            filter.as_ptr().cast(),
+            size_of_val(&filter) as libc::socklen_t,
+        )
+    };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
 fn set_int(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
