@@ -140,6 +140,12 @@ fn ping_arguments_are_checked_and_runs_are_bounded() {
         ("/ping example.com", "* /ping: 'example.com' is not an IP address (names are not resolved here"),
         ("/ping 127.0.0.1 0", "* /ping: COUNT must be 1 to 10"),
         ("/ping 127.0.0.1 99", "* /ping: COUNT must be 1 to 10"),
+        // Refused before any socket is opened: no packet leaves loopback.
+        (
+            "/ping 192.0.2.1",
+            "* /ping: 192.0.2.1 is not in the networks this server pings (127.0.0.0/8, ::1/128)",
+        ),
+        ("/ping ::ffff:10.0.0.1", "* /ping: ::ffff:10.0.0.1 is not in the networks this server pings"),
     ] {
         alice.send(args);
         alice.expect(answer);

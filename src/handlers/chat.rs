@@ -42,13 +42,17 @@ pub struct ChatArgs {
     /// Most `/ping` runs at once, across all chat users (0 turns `/ping` off).
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub chat_ping_max: usize,
+    /// Networks `/ping` may target, comma-separated (`0.0.0.0/0,::/0` for any). Loopback by
+    /// default: anonymous chat users must not make the server probe other hosts.
+    #[arg(long, value_name = "CIDR,...", value_delimiter = ',', default_value = "127.0.0.0/8,::1/128")]
+    pub chat_ping_allow: Vec<super::chat_ping::Cidr>,
 }
 
 pub fn register(args: &ChatArgs, services: &mut Vec<Box<dyn Service>>) -> Result<()> {
     let Some(addr) = args.chat.0 else { return Ok(()) };
     let config = config(args)?;
     let chat = ChatService::new(addr, config, Box::new(LocalClock::new()));
-    services.push(super::chat_ping::ChatPing::wrap(chat, args.chat_ping_max));
+    services.push(super::chat_ping::ChatPing::wrap(chat, args.chat_ping_max, args.chat_ping_allow.clone()));
     Ok(())
 }
 

@@ -7,7 +7,8 @@
 //!
 //! Bounded: at most [`MAX_COUNT`] probes per run, [`MAX_PER_USER`] runs per user and `max_total`
 //! runs at once. Names are never resolved (that would block the one thread): IP literals and
-//! `localhost` only.
+//! `localhost` only. Targets must lie in the allowed networks (`--chat-ping-allow`, loopback by
+//! default): anonymous chat users must not turn the server into a probe of other people's hosts.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -52,13 +53,64 @@ pub struct ChatPing {
     /// Mixed with the run number into each run's identifier and cookie.
     seed: u64,
     max_total: usize,
+    /// Networks `/ping` may target.
+    allow: Vec<Cidr>,
     /// Runs started (a counter).
     started: u64,
 }
 
+/// An IP network, `ADDRESS/PREFIX` (a bare address is a single host).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` lies in this network (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = s.split_once('/').unwrap_or((s, ""));
+        let addr: IpAddr = addr.parse().map_err(|_| format!("'{s}': expected ADDRESS[/PREFIX]"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            "" => max,
+            p => p.parse().ok().filter(|p| *p <= max).ok_or(format!("'{s}': prefix must be 0 to {max}"))?,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
 impl ChatPing {
     /// Wrap `chat`, adding `/ping` with at most `max_total` runs at once (0: no `/ping`).
-    pub fn wrap(mut chat: ChatService, max_total: usize) -> Box<dyn Service> {
+    /// `/ping` targets must lie in one of the `allow` networks.
+    pub fn wrap(mut chat: ChatService, max_total: usize, allow: Vec<Cidr>) -> Box<dyn Service> {
         if max_total == 0 {
             return Box::new(chat);
         }
@@ -71,6 +123,7 @@ impl ChatPing {
             next_run: 0,
             seed,
             max_total,
+            allow,
             started: 0,
         })
     }
@@ -94,6 +147,10 @@ impl ChatPing {
 
     fn start(&mut self, cmd: &ExternalCommand) -> Result<(), String> {
         let (host, count) = parse_args(&cmd.args)?;
+        if !self.allow.iter().any(|net| net.contains(host)) {
+            let nets: Vec<String> = self.allow.iter().map(Cidr::to_string).collect();
+            return Err(format!("{host} is not in the networks this server pings ({})", nets.join(", ")));
+        }
         if self.runs.values().filter(|r| r.member == cmd.member).count() >= MAX_PER_USER {
             return Err("you already have a ping running; wait for it to finish".into());
         }
@@ -293,6 +350,22 @@ impl Service for ChatPing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn networks() {
+        let lo: Cidr = "127.0.0.0/8".parse().unwrap();
+        assert!(lo.contains("127.1.2.3".parse().unwrap()));
+        assert!(lo.contains("::ffff:127.0.0.1".parse().unwrap()), "IPv4-mapped counts as IPv4");
+        assert!(!lo.contains("10.1.2.3".parse().unwrap()));
+        assert!(!lo.contains("::1".parse().unwrap()));
+        let one: Cidr = "::1".parse().unwrap();
+        assert!(one.contains("::1".parse().unwrap()) && !one.contains("::2".parse().unwrap()));
+        let any: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(any.contains("192.0.2.1".parse().unwrap()));
+        for bad in ["127.0.0.0/33", "::/129", "nonsense", "1.2.3.4/x"] {
+            assert!(bad.parse::<Cidr>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn arguments() {
