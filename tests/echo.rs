@@ -245,3 +245,29 @@ fn echo_over_ipv6_loopback() {
     let n = u.recv(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"v6");
 }
+
+#[test]
+fn idle_connections_are_closed_and_active_ones_kept() {
+    let mut server = echo_server(&["--echo-idle-timeout", "400ms"]);
+    let addr = server.addr("echo/tcp");
+    let baseline = server.stats()["reactor.live_sockets"];
+    let mut quiet = connect(addr);
+    let mut busy = connect(addr);
+    let mut buf = [0; 1];
+    // The busy client talks every 100 ms for well over the timeout.
+    for _ in 0..10 {
+        busy.write_all(b"!").unwrap();
+        busy.read_exact(&mut buf).unwrap();
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(quiet.read(&mut buf).unwrap_or(0), 0, "the quiet client was closed");
+    busy.write_all(b"?").unwrap();
+    busy.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"?", "the busy one is still served");
+    let stats = server.stats_until(Duration::from_secs(5), |s| s["echo.idle_closed"] >= 1);
+    assert_eq!(stats["echo.idle_closed"], 1);
+    drop(busy);
+    let stats = server.stats_until(Duration::from_secs(5), |s| s["reactor.live_sockets"] == baseline);
+    assert_eq!(stats["reactor.live_sockets"], baseline);
+    let _ = quiet.write_all(b"late");
+}

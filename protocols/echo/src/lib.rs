@@ -8,14 +8,15 @@
 //! that a forged packet cannot set two echo/chargen services bouncing at each other forever.
 //!
 //! **The life of one session.** TCP: `Accepted` → `Stream` bytes are written back → at `Eof` the
-//! service closes with a flush, so the client gets everything it sent before it half-closed. UDP: a
-//! `Datagram` in is a `SendTo` out.
+//! service closes with a flush, so the client gets everything it sent before it half-closed. A
+//! connection that sends nothing for the idle timeout is closed, so idle clients cannot hold every
+//! slot forever. UDP: a `Datagram` in is a `SendTo` out.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use netlab_core::{Bytes, Input, Output, Service, SockKind, StreamLimits};
+use netlab_core::{Bytes, Input, Output, Service, SockId, SockKind, StreamLimits, TimerId, Timers};
 
 /// Tags of the two `Listen` outputs.
 const TAG_TCP: u64 = 1;
@@ -29,11 +30,23 @@ pub struct EchoService {
     out: VecDeque<Output>,
     /// Datagrams dropped because they came from port 0 or a privileged port.
     dropped_privileged: u64,
+    /// Close a TCP connection after this long without input (`None`: never).
+    idle: Option<Duration>,
+    /// Each open connection's idle timer. An input only moves the deadline (lazy re-arm).
+    conns: HashMap<SockId, TimerId>,
+    timers: Timers<SockId>,
+    /// Connections closed for idling.
+    idle_closed: u64,
 }
 
 impl EchoService {
-    /// Echo over TCP on `tcp` and over UDP on `udp` (either may be `None`).
-    pub fn new(tcp: Option<(SocketAddr, StreamLimits)>, udp: Option<SocketAddr>) -> Self {
+    /// Echo over TCP on `tcp` and over UDP on `udp` (either may be `None`), closing TCP connections
+    /// idle for longer than `idle` (if given).
+    pub fn new(
+        tcp: Option<(SocketAddr, StreamLimits)>,
+        udp: Option<SocketAddr>,
+        idle: Option<Duration>,
+    ) -> Self {
         let mut out = VecDeque::new();
         if let Some((addr, limits)) = tcp {
             out.push_back(Output::Listen { tag: TAG_TCP, kind: SockKind::TcpListener, addr, limits });
@@ -46,7 +59,14 @@ impl EchoService {
                 limits: Default::default(),
             });
         }
-        EchoService { out, dropped_privileged: 0 }
+        EchoService {
+            out,
+            dropped_privileged: 0,
+            idle,
+            conns: HashMap::new(),
+            timers: Timers::new(),
+            idle_closed: 0,
+        }
     }
 }
 
@@ -55,9 +75,17 @@ impl Service for EchoService {
         "echo"
     }
 
-    fn handle_input(&mut self, _now: Instant, input: Input<'_>) {
+    fn handle_input(&mut self, now: Instant, input: Input<'_>) {
         match input {
+            Input::Accepted { sock, .. } => {
+                if let Some(idle) = self.idle {
+                    self.conns.insert(sock, self.timers.insert(now + idle, sock));
+                }
+            }
             Input::Stream { sock, data } => {
+                if let (Some(idle), Some(timer)) = (self.idle, self.conns.get(&sock)) {
+                    self.timers.reschedule(*timer, now + idle);
+                }
                 self.out.push_back(Output::Write { sock, data: Bytes::copy_from_slice(data) })
             }
             Input::Eof { sock } => self.out.push_back(Output::Close { sock, flush: true }),
@@ -70,25 +98,34 @@ impl Service for EchoService {
                 }
             }
             Input::Opened { result: Err(e), tag } => log::error!("echo: socket {tag} failed: {e}"),
-            Input::Opened { .. }
-            | Input::Accepted { .. }
-            | Input::SendFailed { .. }
-            | Input::Closed { .. } => {}
+            Input::Closed { sock, .. } => {
+                if let Some(timer) = self.conns.remove(&sock) {
+                    self.timers.cancel(timer);
+                }
+            }
+            Input::Opened { .. } | Input::SendFailed { .. } => {}
         }
     }
 
-    fn handle_timeout(&mut self, _now: Instant) {}
+    fn handle_timeout(&mut self, now: Instant) {
+        while let Some((_, sock)) = self.timers.pop_expired(now) {
+            self.conns.remove(&sock);
+            self.idle_closed += 1;
+            log::debug!("echo: closing {sock}: idle");
+            self.out.push_back(Output::Close { sock, flush: true });
+        }
+    }
 
     fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        None
+        self.timers.next_deadline()
     }
 
     fn counters(&self) -> Vec<(&'static str, u64)> {
-        vec![("dropped_privileged", self.dropped_privileged)]
+        vec![("dropped_privileged", self.dropped_privileged), ("idle_closed", self.idle_closed)]
     }
 }
 
@@ -100,7 +137,8 @@ mod tests {
 
     fn harness() -> Harness<EchoService> {
         let addr = "127.0.0.1:7".parse().unwrap();
-        let mut h = Harness::new(EchoService::new(Some((addr, StreamLimits::default())), Some(addr)));
+        let idle = Some(Duration::from_secs(10));
+        let mut h = Harness::new(EchoService::new(Some((addr, StreamLimits::default())), Some(addr), idle));
         assert!(h.start().is_empty());
         h
     }
@@ -125,6 +163,26 @@ mod tests {
             let out = h.input(Input::Datagram { sock, from, data: b"x", meta });
             assert_eq!(!out.is_empty(), echoed, "port {port}");
         }
-        assert_eq!(h.svc.counters(), vec![("dropped_privileged", 3)]);
+        assert_eq!(h.svc.counters()[0], ("dropped_privileged", 3));
+    }
+
+    #[test]
+    fn idle_connections_are_closed_and_input_keeps_them_open() {
+        let mut h = harness();
+        let (busy, quiet) = (h.new_sock(), h.new_sock());
+        let listener = h.new_sock();
+        let peer = "127.0.0.1:5000".parse().unwrap();
+        for sock in [busy, quiet] {
+            assert!(h.input(Input::Accepted { listener, sock, peer }).is_empty());
+        }
+        for _ in 0..3 {
+            assert!(h.advance(Duration::from_secs(6)).is_empty() || h.svc.idle_closed == 1);
+            h.input(Input::Stream { sock: busy, data: b"." });
+        }
+        assert_eq!(h.svc.idle_closed, 1, "the quiet one went at 10 s");
+        let out = h.advance(Duration::from_secs(11));
+        assert!(matches!(&out[..], [Output::Close { sock, .. }] if *sock == busy));
+        h.input(Input::Closed { sock: busy, reason: netlab_core::CloseReason::Requested });
+        assert!(h.svc.conns.is_empty() && h.svc.timers.is_empty(), "nothing kept for closed sockets");
     }
 }
