@@ -1,5 +1,5 @@
 //! `/ping` from the chat against the real server: results reach the asking user only, limits
-//! hold, sockets are given back, and echo keeps being served on the same thread meanwhile.
+//! hold, sockets are given back, and echo and TFTP keep being served on the same thread meanwhile.
 
 mod common;
 mod pingkit;
@@ -70,12 +70,49 @@ fn echo_load(tcp: SocketAddr, udp: SocketAddr, stop: Arc<AtomicBool>, done: Arc<
     }
 }
 
+/// Download `name` from a TFTP server with the netlab client, over and over until `stop`; counts
+/// the downloads that came back whole.
+fn tftp_load(
+    server: SocketAddr,
+    dir: std::path::PathBuf,
+    size: u64,
+    stop: Arc<AtomicBool>,
+    done: Arc<AtomicU64>,
+) {
+    let out = dir.join("copy.bin");
+    while !stop.load(Ordering::Relaxed) {
+        let status = std::process::Command::new(common::netlab_bin())
+            .args(["tftp", "get", &server.to_string(), "big.bin"])
+            .arg(&out)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("run netlab tftp");
+        assert!(status.success(), "a TFTP download failed while /ping ran");
+        assert_eq!(std::fs::metadata(&out).unwrap().len(), size);
+        done.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 #[test]
-fn ping_from_chat_while_echo_runs() {
+fn ping_from_chat_while_echo_and_tftp_run() {
     if !pingkit::raw_sockets() {
         return;
     }
-    let mut server = Server::start(&["--chat", "127.0.0.1:0", "--echo", "127.0.0.1:0"]);
+    let root = std::env::temp_dir().join(format!("netlab-chatping-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    let size = 2u64 << 20;
+    std::fs::write(root.join("big.bin"), (0..size).map(|i| (i % 251) as u8).collect::<Vec<u8>>()).unwrap();
+    let root_arg = root.to_str().unwrap().to_string();
+    let mut server = Server::start(&[
+        "--chat",
+        "127.0.0.1:0",
+        "--echo",
+        "127.0.0.1:0",
+        "--tftp",
+        "127.0.0.1:0",
+        "--tftp-root",
+        &root_arg,
+    ]);
     let chat = server.addr("chat/tcp");
     let (stop, done) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
     let load = {
@@ -87,6 +124,12 @@ fn ping_from_chat_while_echo_runs() {
     let mut bob = Client::join(chat, "bob");
     alice.expect("* bob joined");
     let before = server.stats()["reactor.live_sockets"];
+    let (tftp_stop, tftp_done) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+    let tftp = {
+        let (addr, dir) = (server.addr("tftp/udp"), root.clone());
+        let (stop, done) = (Arc::clone(&tftp_stop), Arc::clone(&tftp_done));
+        std::thread::spawn(move || tftp_load(addr, dir, size, stop, done))
+    };
 
     alice.send("/ping 127.0.0.1 3");
     assert_eq!(alice.line(), "* PING 127.0.0.1: 3 probes, 56 data bytes");
@@ -95,7 +138,7 @@ fn ping_from_chat_while_echo_runs() {
     while !lines.last().is_some_and(|l: &String| l.starts_with("* --- ")) {
         lines.push(alice.line());
         if lines.len() == 2 {
-            assert_eq!(server.threads(), 1, "one thread serves chat, echo and ping");
+            assert_eq!(server.threads(), 1, "one thread serves chat, echo, TFTP and ping");
         }
     }
     let busy =
@@ -117,13 +160,20 @@ fn ping_from_chat_while_echo_runs() {
     let l = bob.line();
     assert!(!l.contains("bytes from") && !l.contains("PING"), "{l}");
 
-    // The run's socket is given back, and echo was served all along.
-    let stats = server.stats_until(Duration::from_secs(5), |s| s["chat.pings_now"] == 0);
+    // TFTP and echo were served all along; the run's and the transfers' sockets are given back.
+    tftp_stop.store(true, Ordering::Relaxed);
+    tftp.join().expect("tftp load");
+    assert!(tftp_done.load(Ordering::Relaxed) >= 1, "TFTP kept being served");
+    let stats = server.stats_until(Duration::from_secs(10), |s| {
+        s["chat.pings_now"] == 0 && s["reactor.live_sockets"] == before
+    });
     assert_eq!(stats["reactor.live_sockets"], before, "{stats:?}");
     assert_eq!(stats["chat.pings_started"], 1);
+    assert!(stats["tftp.transfers_ok"] >= 1);
     stop.store(true, Ordering::Relaxed);
     load.join().expect("echo load");
     assert!(done.load(Ordering::Relaxed) > 10, "echo kept being served");
+    let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]
