@@ -16,6 +16,8 @@ fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        // `netlab` or `netlab tftp` alone: show what there is, as clap does (exit 2).
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
         Err(e) => {
             // One line, not clap's usage block: scripts and tests read the first line of stderr.
             let text = e.to_string();
