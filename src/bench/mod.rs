@@ -19,6 +19,7 @@ mod connect;
 mod floor;
 mod idle;
 mod latency;
+mod meaning;
 mod minimal;
 mod proc;
 mod report;

@@ -34,7 +34,7 @@ const METHOD: &str = "## Method\n\n\
   grows with the connection count by Little's law (N messages in flight / throughput).\n\n";
 
 /// Results of one scenario keyed by (connections, label); repeats keep the median by msgs/s.
-type Table = BTreeMap<(usize, String), BenchResult>;
+pub type Table = BTreeMap<(usize, String), BenchResult>;
 
 pub fn write(args: &BenchArgs) -> Result<ExitCode> {
     let text = std::fs::read_to_string(&args.results)
@@ -86,6 +86,7 @@ pub fn write(args: &BenchArgs) -> Result<ExitCode> {
     md.push_str(METHOD);
     findings(&mut md, &tcp, &idle, &floor);
     chat_findings(&mut md, &chat);
+    super::meaning::write(&mut md, &[("TCP echo", &tcp), ("UDP echo", &udp), ("Chat", &chat)]);
     let echo = "Closed loop, {size} B messages, depth {depth}, {secs} s per row; every echoed byte checked.";
     echo_table(&mut md, "TCP echo", echo, &tcp, &machine, &args.command);
     echo_table(&mut md, "UDP echo", echo, &udp, &machine, &args.command);
