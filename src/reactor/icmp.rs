@@ -94,8 +94,8 @@ impl IcmpSocket {
         self.inner.send_to(data, &SockAddr::from(to))
     }
 
-    /// Receive one ICMP message into `buf`. `now`/`wall` are the turn's clock readings, used to map
-    /// the kernel's wall-clock timestamp onto the monotonic clock.
+    /// Receive one ICMP message into `buf`. `now`/`wall` are monotonic and wall-clock readings taken
+    /// together, used to map the kernel's wall-clock timestamp onto the monotonic clock.
     pub fn recv(&self, buf: &mut [u8], now: Instant, wall: SystemTime) -> io::Result<Received> {
         let mut meta = RecvMeta::default();
         let fd = self.inner.as_raw_fd();

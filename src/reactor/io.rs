@@ -189,7 +189,9 @@ impl Reactor {
     fn serve_datagrams(&mut self, sock: SockId) {
         let key = sock.index as usize;
         let mut buf = mem::take(&mut self.scratch);
-        let (now, wall) = (self.now, self.wall);
+        // ICMP kernel timestamps are wall-clock: they are mapped onto the monotonic clock with a
+        // pair of readings taken together, only when an ICMP socket is served.
+        let mut clocks = None;
         let mut budget_left = true;
         for n in 0.. {
             if n == DGRAM_BUDGET {
@@ -203,7 +205,11 @@ impl Reactor {
             let service = entry.service;
             let received = match &entry.sock {
                 Sock::Udp(u) => u.recv_from(&mut buf).map(|(n, from)| (0..n, from, Default::default())),
-                Sock::Icmp(i) => i.recv(&mut buf, now, wall).map(|r| (r.range, r.from, r.meta)),
+                Sock::Icmp(i) => {
+                    let (mono, wall) = *clocks
+                        .get_or_insert_with(|| (std::time::Instant::now(), std::time::SystemTime::now()));
+                    i.recv(&mut buf, mono, wall).map(|r| (r.range, r.from, r.meta))
+                }
                 _ => break,
             };
             match received {

@@ -29,7 +29,7 @@ mod stats;
 
 use std::collections::VecDeque;
 use std::mem;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use mio::{Events, Interest, Poll, Token};
@@ -103,9 +103,8 @@ pub struct Reactor {
     starting: bool,
     /// The shared read buffer.
     scratch: Vec<u8>,
-    /// This turn's clock readings (one per turn, shared by everyone).
+    /// This turn's clock reading (one per turn, shared by everyone).
     now: Instant,
-    wall: SystemTime,
     /// Turns so far.
     turns: u64,
     config: ReactorConfig,
@@ -135,7 +134,6 @@ impl Reactor {
             starting: true,
             scratch: vec![0; READ_BUF],
             now: Instant::now(),
-            wall: SystemTime::now(),
             turns: 0,
             config,
         })
@@ -173,7 +171,6 @@ impl Reactor {
                 }
             }
             self.now = Instant::now();
-            self.wall = SystemTime::now();
             self.turns += 1;
             self.record_readiness();
             self.serve_ready();
