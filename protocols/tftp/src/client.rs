@@ -176,7 +176,8 @@ impl Client {
             None if from.ip() == self.server.ip() => self.tid = Some(from),
             Some(tid) if tid == from => {}
             _ => {
-                if !matches!(pkt, Packet::Error { .. }) {
+                // As the server does: no answer to an ERROR, nor to a privileged (forgeable) port.
+                if !matches!(pkt, Packet::Error { .. }) && !netlab_core::is_reflection_risk(from) {
                     out.push((from, Bytes::from(error_packet(ErrorCode::UnknownTid, "Unknown transfer ID"))));
                 }
                 return;
@@ -225,7 +226,9 @@ impl Client {
         match (sink.take(), source.take(), pkt) {
             (Some(sink), _, Packet::Oack { .. }) => {
                 let first = Some(Bytes::from(crate::packet::ack_packet(0)));
-                let mut r = Receiver::new(sink, self.mode, n.blksize, n.windowsize, retry(&n), first, None);
+                // A server that announced tsize may not send more (octet: tsize is exact).
+                let cap = crate::options::upload_cap(self.mode, n.tsize, None);
+                let mut r = Receiver::new(sink, self.mode, n.blksize, n.windowsize, retry(&n), first, cap);
                 r.start(now, pkts);
                 self.phase = Phase::Recv(r);
             }

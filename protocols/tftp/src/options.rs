@@ -4,7 +4,7 @@
 //! | option     | valid (RFC)   | server policy                                                         |
 //! |------------|---------------|-----------------------------------------------------------------------|
 //! | blksize    | 8..=65464     | above our maximum: clamped down; below 8 or not a number: ignored     |
-//! | timeout    | 1..=255 s     | accepted as sent; outside the range or not a number: ignored          |
+//! | timeout    | 1..=16 s      | accepted as sent; above 16 s (MAX_RTO), 0 or not a number: ignored    |
 //! | tsize      | a byte count  | RRQ: answered with the size, except netascii (not exact) and empty    |
 //! |            |               | files (curl rejects `tsize 0`); WRQ: echoed, or ERROR 3 over the cap  |
 //! | windowsize | 1..=65535     | clamped to [`MAX_WINDOWSIZE`] and to what fits a client's default     |
@@ -107,7 +107,9 @@ pub fn negotiate(
                 n.blksize = (v.min(max_blksize as u64) as usize).clamp(MIN_BLKSIZE, MAX_BLKSIZE);
                 Some(n.blksize.to_string())
             }
-            ("timeout", Some(v)) if (1..=255).contains(&v) => {
+            // RFC 2349 allows up to 255 s, but a client's choice must not let one forged request
+            // hold a transfer slot for (1 + retries) × 255 s: larger values are left out of the OACK.
+            ("timeout", Some(v)) if (1..=crate::transfer::MAX_RTO.as_secs()).contains(&v) => {
                 n.timeout = Some(Duration::from_secs(v));
                 Some(v.to_string())
             }
@@ -167,6 +169,17 @@ pub fn accept_oack(asked: &[(&str, &str)], oack: &[(&str, &str)]) -> Result<Nego
     Ok(n)
 }
 
+/// The most bytes an upload may bring: the server's cap, and in octet mode the size the client
+/// declared (`tsize` is exact there), so a client cannot declare 10 bytes and send a gigabyte. A
+/// declared 0 means "unknown" (some clients send `tsize 0` on every request).
+pub(crate) fn upload_cap(mode: Mode, tsize: Option<u64>, max: Option<u64>) -> Option<u64> {
+    let declared = tsize.filter(|&t| mode == Mode::Octet && t > 0);
+    match (declared, max) {
+        (Some(t), Some(m)) => Some(t.min(m)),
+        (t, m) => t.or(m),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,6 +214,8 @@ mod tests {
     fn timeout_and_window_policy() {
         assert_eq!(read(&[("timeout", "0")], 1).oack, []);
         assert_eq!(read(&[("timeout", "256")], 1).oack, []);
+        assert_eq!(read(&[("timeout", "255")], 1).oack, [], "above the server's ceiling: not acknowledged");
+        assert_eq!(read(&[("timeout", "16")], 1).timeout, Some(Duration::from_secs(16)));
         assert_eq!(read(&[("timeout", "3")], 1).timeout, Some(Duration::from_secs(3)));
         assert_eq!(read(&[("windowsize", "0")], 1).oack, []);
         assert_eq!(read(&[("windowsize", "1000")], 1).windowsize, MAX_WINDOWSIZE);

@@ -103,6 +103,10 @@ fn foreign_tid_gets_error_5_and_the_transfer_goes_on() {
         dgram(&mut h, tsock, "127.0.0.1:6000", b"\x00\x05\x00\x05x\x00").is_empty(),
         "never answer an ERROR"
     );
+    assert!(
+        dgram(&mut h, tsock, "127.0.0.1:19", b"\x00\x04\x00\x01").is_empty(),
+        "never answer a privileged (forgeable chargen/daytime) port: no reply loop"
+    );
     let outs = dgram(&mut h, tsock, PEER, b"\x00\x04\x00\x01");
     assert_eq!(sent(&outs)[0].2[..4], *b"\x00\x03\x00\x02");
 }
@@ -211,4 +215,16 @@ fn a_dallying_upload_gives_way_to_the_same_clients_next_request() {
     assert_eq!(closes(&outs), 1, "the dallying upload is closed");
     assert_eq!(sent(&outs)[0].2, b"\x00\x03\x00\x01hello world");
     assert_eq!(h.svc.transfers(), 1);
+}
+
+#[test]
+fn an_upload_may_not_outgrow_its_declared_tsize() {
+    let (mut h, l, fs) = harness(true);
+    let outs = dgram(&mut h, l, PEER, b"\x00\x02liar\x00octet\x00blksize\x008\x00tsize\x0010\x00");
+    let tsock = sent(&outs)[0].0;
+    assert_eq!(sent(&dgram(&mut h, tsock, PEER, b"\x00\x03\x00\x0112345678"))[0].2, b"\x00\x04\x00\x01");
+    // A second full block takes it to 16 bytes, over the 10 it declared: refused with ERROR 3.
+    let s = sent(&dgram(&mut h, tsock, PEER, b"\x00\x03\x00\x0212345678"));
+    assert_eq!(s[0].2[..4], *b"\x00\x05\x00\x03", "disk full / allocation exceeded");
+    assert!(fs.get("liar").is_none(), "nothing is committed");
 }

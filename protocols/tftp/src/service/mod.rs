@@ -289,7 +289,11 @@ impl<F: FileSystem> TftpService<F> {
         if from != t.peer {
             self.counters.foreign_tid += 1;
             log::debug!("tftp: packet from foreign TID {from} on transfer with {}", t.peer);
-            if from.port() != 0 && !matches!(Packet::parse(data), Ok(Packet::Error { .. })) {
+            // Never answer a privileged port (a forged "chargen" source would start a reply loop
+            // that lasts as long as the transfer), nor an ERROR (two servers would ping-pong).
+            if !netlab_core::is_reflection_risk(from)
+                && !matches!(Packet::parse(data), Ok(Packet::Error { .. }))
+            {
                 self.reply_error(sock, from, ErrorCode::UnknownTid, "Unknown transfer ID");
             }
             return;

@@ -9,7 +9,7 @@ use netlab_core::{Output, SockId, SockKind};
 
 use super::{Machine, TftpService, Transfer, printable, verb};
 use crate::files::FileSystem;
-use crate::options::{Negotiated, negotiate};
+use crate::options::{Negotiated, negotiate, upload_cap};
 use crate::packet::{ErrorCode, Kind, Mode, Packet};
 use crate::transfer::{Receiver, Retry, Sender, Status};
 
@@ -129,8 +129,8 @@ impl<F: FileSystem> TftpService<F> {
                 let (retry, oack) = machine_for(&n);
                 let first = oack.unwrap_or_else(|| Bytes::from(crate::packet::ack_packet(0)));
                 let file = self.fs.create(filename).map_err(|e| e.to_tftp())?;
-                let r =
-                    Receiver::new(file, mode, n.blksize, n.windowsize, retry, Some(first), cfg.max_upload);
+                let cap = upload_cap(mode, n.tsize, cfg.max_upload);
+                let r = Receiver::new(file, mode, n.blksize, n.windowsize, retry, Some(first), cap);
                 Ok((Machine::Recv(r), n))
             }
         }
