@@ -50,7 +50,7 @@ const EVENTS_CAPACITY: usize = 1024;
 /// Size of the one read buffer shared by every socket: the largest UDP datagram fits.
 const READ_BUF: usize = 64 * 1024;
 /// Flush-on-close is bounded: a peer that reads nothing for this long is cut off.
-const LINGER: Duration = Duration::from_secs(5);
+pub const LINGER: Duration = Duration::from_secs(5);
 /// Flush/reap rounds in one turn; reaping can queue output (leave notices) that must be written.
 const MAX_FLUSH_ROUNDS: usize = 8;
 

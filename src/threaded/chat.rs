@@ -162,6 +162,12 @@ fn drain(sh: &mut Shared, now: Instant) {
 /// One member's connection thread: start its writer, then read until EOF or error.
 fn serve_conn(stream: TcpStream, counters: &Counters, shared: &Mutex<Shared>) {
     let Ok(peer) = stream.peer_addr() else { return };
+    // Bound every write as the reactor bounds a flush on close: a peer that reads nothing for this
+    // long is cut off, so a blocked writer (and the reader it would leave behind) cannot live
+    // forever. It must be set before any write starts: Linux reads it when `write` begins.
+    if stream.set_write_timeout(Some(crate::reactor::LINGER)).is_err() {
+        return;
+    }
     // One descriptor, shared: `&TcpStream` reads and writes, so no `try_clone` (no second fd).
     let stream = Arc::new(stream);
     let outbox = Arc::new(Outbox { state: Mutex::default(), ready: Condvar::new(), sock: stream.clone() });
