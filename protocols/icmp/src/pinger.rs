@@ -102,6 +102,11 @@ impl Pinger {
             *d = (*d).min(MAX_DURATION);
         }
         config.deadline = config.deadline.map(|d| d.min(MAX_DURATION));
+        // A probe leaves its target's window after MAX_WINDOW later sends, each at least `interval`
+        // apart: a longer timeout could never fire on a pending probe, and would only let the
+        // timeout queue grow with -W/-i instead of with the window.
+        let window_span = config.interval.max(Duration::from_millis(1)) * MAX_WINDOW as u32;
+        config.timeout = config.timeout.min(window_span);
         let mut by_addr = HashMap::new();
         let mut targets = Vec::new();
         for &addr in addrs {

@@ -186,6 +186,30 @@ fn no_cliff_when_the_sequence_wraps() {
 }
 
 #[test]
+fn pending_timeouts_are_bounded_by_the_window_not_by_the_timeout() {
+    let t0 = Instant::now();
+    // -i 1ms -W 3600: without a bound, every probe of the last hour would wait in the queue.
+    let cfg = PingConfig {
+        interval: Duration::from_millis(1),
+        timeout: Duration::from_secs(3600),
+        payload_len: 16,
+        ..config(Some(20_000))
+    };
+    let mut p = Pinger::new(cfg, &[ip(1)]);
+    p.start(t0);
+    let mut now = t0;
+    while p.targets()[0].stats.sent < 20_000 {
+        for tx in transmits(&mut p) {
+            p.handle_icmp(now, ip(1), &reply_to(&tx.data), meta(64));
+        }
+        events(&mut p);
+        assert!(p.timeouts.len() <= MAX_WINDOW + 1, "{} timeouts queued", p.timeouts.len());
+        now = p.poll_timeout().unwrap_or(now);
+        p.handle_timeout(now);
+    }
+}
+
+#[test]
 fn timeouts_deadline_and_many_targets() {
     let t0 = Instant::now();
     let cfg = PingConfig { deadline: Some(Duration::from_millis(2500)), timeout: S, ..config(Some(10)) };
