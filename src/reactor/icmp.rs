@@ -56,6 +56,11 @@ impl IcmpSocket {
         let fd = inner.as_raw_fd();
         // Best effort: without them, RTTs come from the loop's clock and TTLs are unknown.
         let _ = set_int(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1);
+        if !v6 && raw {
+            // Likewise for ICMPv4 (Linux ICMP_FILTER): our own requests on loopback, other hosts'
+            // pings and redirects no longer wake the loop.
+            let _ = set_icmp4_filter(fd, &[0, 3, 11, 12]);
+        }
         if v6 && raw {
             // A raw ICMPv6 socket sees all ICMPv6 traffic, neighbour discovery included: let the
             // kernel pass only echo replies and the errors that can quote a probe.
@@ -132,13 +137,13 @@ impl IcmpSocket {
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no source address"))?;
         let mut range = 0..n;
         if self.raw && !self.v6 {
-            // A raw ICMPv4 socket delivers the IP header: strip it, keep its TTL.
-            let ihl = buf.first().map_or(0, |b| usize::from(b & 0x0f) * 4);
-            if ihl < 20 || n < ihl {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "truncated IPv4 header"));
-            }
-            meta.ttl = Some(buf[8]);
-            range = ihl..n;
+            // A raw ICMPv4 socket delivers the IP header: strip it (with the protocol crate's checked
+            // parser), keep its TTL.
+            let (ttl, icmp) = netlab_icmp::wire::ipv4_payload(&buf[..n])
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad IPv4 header"))?;
+            let start = icmp.as_ptr() as usize - buf.as_ptr() as usize;
+            meta.ttl = Some(ttl);
+            range = start..start + icmp.len();
         }
         Ok(Received { range, from: SocketAddr::new(from.ip(), 0), meta })
     }
@@ -280,6 +285,25 @@ fn to_socket_addr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
             _ => None,
         }
     }
+}
+
+/// Install Linux's `ICMP_FILTER` on a raw ICMPv4 socket: pass only the given types (all < 32).
+fn set_icmp4_filter(fd: RawFd, pass: &[u8]) -> io::Result<()> {
+    /// `ICMP_FILTER` from <linux/icmp.h> (level SOL_RAW); the libc crate lacks it.
+    const ICMP_FILTER: libc::c_int = 1;
+    // A set bit blocks that type.
+    let blocked: u32 = !pass.iter().fold(0u32, |m, &t| m | (1 << t));
+    // SAFETY: setsockopt(2) with a pointer to a u32 and its exact size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_RAW,
+            ICMP_FILTER,
+            (&blocked as *const u32).cast(),
+            size_of::<u32>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
 /// Install an `ICMP6_FILTER` (RFC 3542) that passes only the given ICMPv6 types.
