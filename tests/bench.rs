@@ -309,3 +309,22 @@ fn wait_bytes(r: &mut impl Read, needle: &[u8]) {
         tail.drain(..keep);
     }
 }
+
+#[test]
+fn bad_rates_and_durations_are_refused_not_run() {
+    for args in [
+        ["chat", "--rate", "inf"],
+        ["chat", "--rate", "NaN"],
+        ["chat", "--rate", "1e12"],
+        ["chat", "--rate", "0"],
+        ["tcp-echo", "--duration", "0s"],
+    ] {
+        let out = Command::new(netlab_bin())
+            .arg("bench")
+            .args(args)
+            .args(["--target", "127.0.0.1:9", "--conns", "2"])
+            .output()
+            .expect("run netlab bench");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}

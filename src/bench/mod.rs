@@ -7,8 +7,9 @@
 //! and `report` (turn a directory of `--json` results into `bench/REPORT.md` and SVG plots).
 //!
 //! **Fairness.** The load generator is one thread around its own `mio::Poll`: on a 2-core machine it
-//! uses at most one core and leaves the other to the server, whichever model it is. Its own CPU
-//! time is reported next to the server's. Server CPU comes from `/proc/PID/stat` (every thread,
+//! uses at most one core (it is not pinned, so a threaded server on both cores competes with it). Its
+//! own CPU time is reported next to the server's; rows where it was busy for 90% of the window are
+//! client-bound, and the report compares only server CPU per message there. Server CPU comes from `/proc/PID/stat` (every thread,
 //! living or exited), so the load generator's cost never enters the server's CPU per message.
 //!
 //! **Bounded.** Every scenario stops by itself: connections, duration, drain time and the number of
@@ -166,6 +167,10 @@ pub struct BenchResult {
 }
 
 /// `netlab bench`.
+/// Lines per second one chat sender may be asked for: far past any flood limit, and an interval
+/// (10 µs) that is still a real schedule.
+const MAX_RATE: f64 = 100_000.0;
+
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
     if args.scenario != Scenario::Report && !args.target.ip().is_loopback() {
         bail!("netlab bench drives loopback servers only (127.0.0.0/8 or ::1), not {}", args.target);
@@ -178,6 +183,13 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     }
     if args.depth == 0 || args.depth > 1024 {
         bail!("--depth must be 1..=1024");
+    }
+    // NaN and infinity fail these comparisons too: a zero interval would queue lines forever.
+    if !(args.rate > 0.0 && args.rate <= MAX_RATE) {
+        bail!("--rate must be more than 0 and at most {MAX_RATE} lines/s per sender");
+    }
+    if args.duration.is_zero() {
+        bail!("--duration must be more than 0");
     }
     let mut result = match args.scenario {
         Scenario::TcpEcho => tcp_echo::run(&args)?,

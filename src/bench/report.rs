@@ -22,8 +22,11 @@ const METHOD: &str = "## Method\n\n\
 - **The floor.** `minimal` is a hand-written mio echo loop with nothing else in it; `floor` is one \
   `read` + one `write` per message on a loopback pair with no poll at all.\n\
 - **Fairness.** The load generator (`netlab bench`) is one thread around its own `mio::Poll`, so on \
-  this 2-core machine it takes at most one core and leaves the other to the server; its CPU time is \
-  in the `client CPU s` column. Server CPU is read from `/proc/PID/stat` (all threads, living or \
+  this 2-core machine it takes at most one core (nothing pins it: a threaded server that spreads over \
+  both cores competes with it); its CPU time is in the `client CPU s` column. A row whose load \
+  generator was busy for 90% of the window or more is **client-bound**: its msgs/s and latency \
+  measure the client as much as the server, and only server CPU per message compares the models \
+  there. Server CPU is read from `/proc/PID/stat` (all threads, living or \
   exited) over the measured window only. Servers are started once and loaded in turn, one \
   connection count at a time (reactor, threaded, minimal), so slow drifts hit all of them; idle \
   runs start fresh servers so that RSS before connecting is a true baseline.\n\
