@@ -143,9 +143,18 @@ impl Chat {
         let Some(room) = self.rooms.get(&key) else { return };
         let mut nicks: Vec<&str> =
             room.members.iter().filter_map(|m| self.members.get(m)?.nick.as_deref()).collect();
-        nicks.sort_unstable_by_key(|n| n.to_ascii_lowercase());
+        // Only the first WHO_MAX are shown: select them, then sort those, comparing without
+        // allocating (nicknames are ASCII). A 10,000-member room costs O(n), not n log n Strings.
+        let by_name = |a: &&str, b: &&str| {
+            a.bytes().map(|c| c.to_ascii_lowercase()).cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
+        };
+        if nicks.len() > WHO_MAX {
+            nicks.select_nth_unstable_by(WHO_MAX, by_name);
+        }
+        let shown = nicks.len().min(WHO_MAX);
+        nicks[..shown].sort_unstable_by(by_name);
         let mut lines = vec![format!("* {} in #{}:", nicks.len(), room.name)];
-        for chunk in nicks[..nicks.len().min(WHO_MAX)].chunks(WHO_PER_LINE) {
+        for chunk in nicks[..shown].chunks(WHO_PER_LINE) {
             lines.push(format!("*   {}", chunk.join(" ")));
         }
         if nicks.len() > WHO_MAX {
