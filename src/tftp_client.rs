@@ -86,10 +86,8 @@ fn resolve(host: &str) -> Result<SocketAddr> {
 struct LocalWrite {
     /// The temporary file, buffered.
     out: BufWriter<File>,
-    /// Its path.
+    /// Its path (renamed into place by the caller once the size is checked).
     temp: PathBuf,
-    /// Where it goes on commit.
-    dest: PathBuf,
     /// SHA-256 of what was written.
     hash: Sha256,
     /// The digest, handed back at commit.
@@ -102,11 +100,8 @@ impl WriteFile for LocalWrite {
         self.out.write_all(data).map_err(|_| FsError::Io)
     }
     fn commit(self: Box<Self>) -> Result<(), FsError> {
-        let LocalWrite { out, temp, dest, hash, digest } = *self;
-        let r = out
-            .into_inner()
-            .map_err(|_| FsError::Io)
-            .and_then(|_| fs::rename(&temp, &dest).map_err(|_| FsError::Io));
+        let LocalWrite { out, temp, hash, digest } = *self;
+        let r = out.into_inner().map(drop).map_err(|_| FsError::Io);
         if r.is_err() {
             let _ = fs::remove_file(&temp);
         }
@@ -169,25 +164,32 @@ pub fn run(args: TftpArgs) -> Result<ExitCode> {
             let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
             let name = dest.file_name().context("LOCAL has no file name")?.to_string_lossy();
             let temp = dir.join(format!(".{name}.{}.tftp-part", std::process::id()));
-            let file = File::create(&temp).with_context(|| format!("cannot write {}", temp.display()))?;
+            // create_new: never follow (and truncate through) a symlink planted at the temp name.
+            let file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&temp)
+                .with_context(|| format!("cannot write {}", temp.display()))?;
             let digest = std::rc::Rc::default();
             let sink = LocalWrite {
                 out: BufWriter::with_capacity(1 << 18, file),
                 temp: temp.clone(),
-                dest: dest.clone(),
                 hash: Sha256::new(),
                 digest: std::rc::Rc::clone(&digest),
             };
             let client =
                 Client::get(server, remote, mode, &options, Box::new(sink), now, o.timeout, o.retries);
             let result = drive(server, client, "received");
-            let _ = fs::remove_file(&temp); // gone already after a commit
-            let (bytes, tsize) = result?;
-            if let Some(t) = tsize.filter(|_| mode == Mode::Octet) {
-                if t != bytes {
-                    let _ = fs::remove_file(&dest);
-                    bail!("size mismatch: server announced {t} bytes, received {bytes}");
-                }
+            // The file replaces LOCAL only once it is complete and its size checked.
+            let checked = result.and_then(|(bytes, tsize)| match tsize.filter(|_| mode == Mode::Octet) {
+                Some(t) if t != bytes => bail!("size mismatch: server announced {t} bytes, received {bytes}"),
+                _ => Ok(()),
+            });
+            if let Err(e) = checked.and_then(|()| {
+                fs::rename(&temp, &dest).with_context(|| format!("cannot write {}", dest.display()))
+            }) {
+                let _ = fs::remove_file(&temp);
+                return Err(e);
             }
             if o.sha256 {
                 println!("{}  {}", hex(&digest.get().unwrap_or_default()), dest.display());
@@ -229,6 +231,7 @@ fn drive(server: SocketAddr, mut client: Client, verb: &str) -> Result<(u64, Opt
     let bar = progress_bar();
     // Until the server answers once, "port unreachable" means nobody serves TFTP there.
     let mut heard = false;
+    let mut armed: Option<Duration> = None;
     client.start(started, &mut tx);
     loop {
         for (to, data) in tx.drain(..) {
@@ -245,7 +248,13 @@ fn drive(server: SocketAddr, mut client: Client, verb: &str) -> Result<(u64, Opt
         }
         let now = Instant::now();
         let wait = client.deadline().saturating_duration_since(now).max(Duration::from_millis(1));
-        sock.set_read_timeout(Some(wait))?;
+        // SO_RCVTIMEO applies to each recv from its start: re-arm (a system call) only when the
+        // armed wait would overshoot the deadline, or would wake us far too early. An early wake is
+        // harmless: `on_timeout` does nothing before the deadline.
+        if armed.is_none_or(|a| wait < a || wait > a * 2) {
+            sock.set_read_timeout(Some(wait))?;
+            armed = Some(wait);
+        }
         match sock.recv_from(&mut buf) {
             Ok((n, from)) => {
                 heard |= from.ip() == server.ip();
