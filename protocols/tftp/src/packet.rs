@@ -315,11 +315,6 @@ pub fn error_packet(code: ErrorCode, message: &str) -> Vec<u8> {
     Packet::Error { code, message: message.to_string() }.to_vec()
 }
 
-/// A DATA packet header followed by `data`, ready to send.
-pub fn data_packet(block: u16, data: &[u8]) -> Vec<u8> {
-    Packet::Data { block, data }.to_vec()
-}
-
 /// An ACK packet.
 pub fn ack_packet(block: u16) -> Vec<u8> {
     Packet::Ack { block }.to_vec()

@@ -17,7 +17,7 @@ use bytes::Bytes;
 
 use crate::files::{FsError, ReadFile};
 use crate::netascii::Encoder;
-use crate::packet::{ErrorCode, Mode, Packet, data_packet, error_packet};
+use crate::packet::{ErrorCode, Mode, Packet, error_packet};
 
 /// Longest a single retransmit timeout grows to by doubling.
 pub const MAX_RTO: Duration = Duration::from_secs(16);
@@ -108,27 +108,31 @@ impl BlockSource {
         self.offset - (self.raw.len() - self.raw_used) as u64
     }
 
-    /// The next block of at most `blksize` bytes; shorter means it is the last.
-    fn next(&mut self, blksize: usize) -> Result<Vec<u8>, FsError> {
-        let mut block = Vec::with_capacity(blksize);
+    /// The DATA packet of the next block, read (and encoded) straight into it: at most `blksize`
+    /// data bytes after the 4-byte header; fewer means it is the last block.
+    fn next_packet(&mut self, block_no: u16, blksize: usize) -> Result<Vec<u8>, FsError> {
+        let end = DATA_HEADER + blksize;
+        let mut pkt = Vec::with_capacity(end);
+        pkt.extend_from_slice(&[0, 3]);
+        pkt.extend_from_slice(&block_no.to_be_bytes());
         match &mut self.encoder {
             None => {
-                block.resize(blksize, 0);
-                let mut n = 0;
-                while n < blksize {
-                    let got = self.file.read_at(self.offset, &mut block[n..])?;
+                pkt.resize(end, 0);
+                let mut n = DATA_HEADER;
+                while n < end {
+                    let got = self.file.read_at(self.offset, &mut pkt[n..])?;
                     if got == 0 {
                         break;
                     }
                     n += got;
                     self.offset += got as u64;
                 }
-                block.truncate(n);
+                pkt.truncate(n);
             }
             Some(enc) => loop {
-                let used = enc.encode(&self.raw[self.raw_used..], &mut block, blksize);
+                let used = enc.encode(&self.raw[self.raw_used..], &mut pkt, end);
                 self.raw_used += used;
-                if block.len() >= blksize {
+                if pkt.len() >= end {
                     break;
                 }
                 self.raw.resize(blksize, 0);
@@ -137,14 +141,17 @@ impl BlockSource {
                 self.raw_used = 0;
                 self.offset += got as u64;
                 if got == 0 {
-                    enc.encode(&[], &mut block, blksize); // flush a pending byte, if any
+                    enc.encode(&[], &mut pkt, end); // flush a pending byte, if any
                     break;
                 }
             },
         }
-        Ok(block)
+        Ok(pkt)
     }
 }
+
+/// Opcode and block number in front of a DATA packet's bytes.
+const DATA_HEADER: usize = 4;
 
 /// Sends a file: DATA out, ACKs in, a window of `windowsize` blocks in flight.
 pub struct Sender {
@@ -220,13 +227,13 @@ impl Sender {
     /// Read blocks until the window is full or the file is done, sending each.
     fn fill(&mut self, out: &mut Vec<Bytes>) {
         while self.window.len() < self.windowsize && !self.eof {
-            let block = match self.source.next(self.blksize) {
-                Ok(b) => b,
+            let pkt = match self.source.next_packet(self.next_block, self.blksize) {
+                Ok(p) => p,
                 Err(e) => return self.fail(out, e.to_tftp().0, e.to_tftp().1, "read error"),
             };
-            self.eof = block.len() < self.blksize;
+            self.eof = pkt.len() - DATA_HEADER < self.blksize;
             self.bytes = self.source.consumed();
-            let pkt = Bytes::from(data_packet(self.next_block, &block));
+            let pkt = Bytes::from(pkt);
             out.push(pkt.clone());
             self.window.push_back((self.next_block, pkt));
             self.next_block = self.next_block.wrapping_add(1);
