@@ -79,6 +79,9 @@ fn parse_size(s: &str) -> Result<u64, String> {
     n.checked_mul(mult).ok_or_else(|| format!("size too large: '{s}'"))
 }
 
+/// Ending of an upload's temporary file (see the module docs).
+const TEMP_SUFFIX: &str = ".tftp-part";
+
 pub fn register(args: &TftpArgs, services: &mut Vec<Box<dyn Service>>) -> Result<()> {
     let Some(addr) = args.tftp.0 else { return Ok(()) };
     let root = fs::canonicalize(&args.tftp_root)
@@ -219,6 +222,10 @@ impl WriteFile for RealWrite {
 
 impl FileSystem for RootFs {
     fn open_read(&mut self, name: &str) -> Result<Box<dyn ReadFile>, FsError> {
+        if name.ends_with(TEMP_SUFFIX) {
+            // An upload in progress is nobody's to read until it is renamed into place.
+            return Err(FsError::NotFound);
+        }
         let (rel, absolute) = self.relative(name)?;
         let path = self.confine(&self.root.join(rel), absolute)?;
         // O_NONBLOCK: opening a FIFO must not block the one thread that serves everyone (it is then
@@ -251,8 +258,12 @@ impl FileSystem for RootFs {
             Ok(_) | Err(_) => {}
         }
         self.next_temp += 1;
-        let temp_name =
-            format!(".{}.{}-{}.tftp-part", file_name.to_string_lossy(), std::process::id(), self.next_temp);
+        let temp_name = format!(
+            ".{}.{}-{}{TEMP_SUFFIX}",
+            file_name.to_string_lossy(),
+            std::process::id(),
+            self.next_temp
+        );
         let temp = dir.join(temp_name);
         let file = OpenOptions::new()
             .write(true)
@@ -311,6 +322,10 @@ mod tests {
         let mut w = rfs.create("sub/new.bin").unwrap();
         w.write(b"data").unwrap();
         assert!(!root.join("sub/new.bin").exists());
+        let temp = fs::read_dir(root.join("sub")).unwrap().next().unwrap().unwrap().file_name();
+        let temp = format!("sub/{}", temp.to_string_lossy());
+        assert!(temp.ends_with(TEMP_SUFFIX), "{temp}");
+        assert_eq!(rfs.open_read(&temp).err(), Some(FsError::NotFound), "a partial upload cannot be read");
         w.commit().unwrap();
         assert_eq!(fs::read(root.join("sub/new.bin")).unwrap(), b"data");
         assert_eq!(rfs.create("sub/new.bin").err(), Some(FsError::Exists));

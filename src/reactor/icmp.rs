@@ -195,6 +195,12 @@ impl IcmpSocket {
         buf[1] = ee.ee_code;
         buf[2..4].fill(0);
         buf[4..8].copy_from_slice(&ee.ee_info.to_be_bytes());
+        if !self.v6 && ee.ee_type == 12 {
+            // ICMPv4 Parameter Problem: the kernel keeps the pointer in ee_info's low byte; on the
+            // wire it is the first byte after the checksum.
+            buf[4] = ee.ee_info as u8;
+            buf[5..8].fill(0);
+        }
         write_ip_header(&mut buf[8..hdr], dst.ip(), n);
         Some(Ok(Received { range: 0..hdr + n, from, meta: RecvMeta::default() }))
     }

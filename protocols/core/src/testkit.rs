@@ -91,7 +91,8 @@ impl<S: Service> Harness<S> {
             match o {
                 Output::Listen { tag, addr, .. } | Output::Open { tag, addr, .. } => {
                     let sock = self.new_sock();
-                    let port = if addr.port() == 0 { 40000 + sock.index as u16 } else { addr.port() };
+                    let port =
+                        if addr.port() == 0 { 40000 + (sock.index % 25_000) as u16 } else { addr.port() };
                     let ip = if addr.ip().is_unspecified() { Ipv4Addr::LOCALHOST.into() } else { addr.ip() };
                     answers.push((tag, Opened { sock, local: SocketAddr::new(ip, port) }));
                 }
