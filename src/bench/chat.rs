@@ -191,6 +191,7 @@ pub fn run(args: &BenchArgs) -> Result<BenchResult> {
     // Sender s sends line k at t0 + (k + s/K) * interval: spread evenly over the window.
     let mut sent = vec![0u64; senders];
     let next = |s: usize, k: u64| t0 + interval.mul_f64(k as f64 + s as f64 / senders as f64);
+    let mut redraw = super::Every::new(Duration::from_millis(100));
     while Instant::now() < end {
         let now = Instant::now();
         for s in 0..senders {
@@ -205,8 +206,10 @@ pub fn run(args: &BenchArgs) -> Result<BenchResult> {
             }
         }
         let wake = (0..senders).map(|s| next(s, sent[s])).min().unwrap_or(end).min(end);
-        pb.set_position((now - t0).as_millis() as u64);
-        pb.set_message(format!("{} deliveries", run.deliveries));
+        if redraw.due(now) {
+            pb.set_position((now - t0).as_millis() as u64);
+            pb.set_message(format!("{} deliveries", run.deliveries));
+        }
         step(
             &mut poll,
             &mut events,

@@ -31,7 +31,7 @@ mod udp_echo;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
@@ -167,6 +167,27 @@ pub struct BenchResult {
 }
 
 /// `netlab bench`.
+/// True at most once per `period`: progress bars redraw at 10 Hz, not on every poll of the load
+/// generator (which is the bottleneck of most rows).
+pub(crate) struct Every {
+    next: Instant,
+    period: Duration,
+}
+
+impl Every {
+    pub(crate) fn new(period: Duration) -> Self {
+        Every { next: Instant::now(), period }
+    }
+
+    pub(crate) fn due(&mut self, now: Instant) -> bool {
+        if now < self.next {
+            return false;
+        }
+        self.next = now + self.period;
+        true
+    }
+}
+
 /// Lines per second one chat sender may be asked for: far past any flood limit, and an interval
 /// (10 µs) that is still a real schedule.
 const MAX_RATE: f64 = 100_000.0;

@@ -141,6 +141,7 @@ pub fn run(args: &BenchArgs) -> Result<BenchResult> {
     }
     let (mut server1, mut client1) = (None, 0.0);
     let mut last_expire = t0;
+    let mut redraw = super::Every::new(Duration::from_millis(100));
     loop {
         let now = Instant::now();
         let sending = now < end;
@@ -152,8 +153,10 @@ pub fn run(args: &BenchArgs) -> Result<BenchResult> {
         if !sending && socks.iter().all(|s| s.inflight.is_empty()) {
             break;
         }
-        pb.set_position((now - t0).as_millis() as u64);
-        pb.set_message(format!("{} msgs, {} lost", run.msgs, run.lost));
+        if redraw.due(now) {
+            pb.set_position((now - t0).as_millis() as u64);
+            pb.set_message(format!("{} msgs, {} lost", run.msgs, run.lost));
+        }
         poll.poll(&mut events, Some(Duration::from_millis(50)))?;
         let now = Instant::now();
         let sending = now < end;
