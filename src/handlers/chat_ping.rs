@@ -10,7 +10,7 @@
 //! `localhost` only. Targets must lie in the allowed networks (`--chat-ping-allow`, loopback by
 //! default): anonymous chat users must not turn the server into a probe of other people's hosts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
@@ -47,8 +47,9 @@ struct Run {
 pub struct ChatPing {
     chat: ChatService,
     runs: HashMap<u64, Run>,
-    /// Close outputs for sockets opened for runs that are already gone.
-    out: Vec<Output>,
+    /// Outputs of the runs (their sockets' opens, sends and closes), in order, ahead of the chat's;
+    /// and closes for sockets opened for runs that are already gone.
+    out: VecDeque<Output>,
     next_run: u64,
     /// Mixed with the run number into each run's identifier and cookie.
     seed: u64,
@@ -119,7 +120,7 @@ impl ChatPing {
         Box::new(ChatPing {
             chat,
             runs: HashMap::new(),
-            out: Vec::new(),
+            out: VecDeque::new(),
             next_run: 0,
             seed,
             max_total,
@@ -181,6 +182,8 @@ impl ChatPing {
     fn report(&mut self, now: Instant) {
         let mut finished = Vec::new();
         for (&id, run) in &mut self.runs {
+            // Move the run's outputs here, so poll_output never scans the runs.
+            self.out.extend(std::iter::from_fn(|| run.svc.poll_output()));
             let mut gone = false;
             while let Some(ev) = run.svc.poll_event() {
                 gone |= !self.chat.notify(run.member, &event_line(run.host, &ev));
@@ -318,13 +321,7 @@ impl Service for ChatPing {
     }
 
     fn poll_output(&mut self) -> Option<Output> {
-        if let Some(o) = self.out.pop() {
-            return Some(o);
-        }
-        if let Some(o) = self.runs.values_mut().find_map(|r| r.svc.poll_output()) {
-            return Some(o);
-        }
-        self.chat.poll_output()
+        self.out.pop_front().or_else(|| self.chat.poll_output())
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
