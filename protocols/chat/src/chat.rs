@@ -44,7 +44,7 @@ pub(crate) struct Member {
     /// Address and port of the peer, for the greeting and logs.
     pub peer: SocketAddr,
     /// `None` until a nickname is accepted.
-    pub nick: Option<Box<str>>,
+    pub nick: Option<std::sync::Arc<str>>,
     /// Folded name of the member's room (`None` before the nickname is accepted).
     pub room: Option<Arc<str>>,
     /// Framing state; holds no buffer between lines.
@@ -283,7 +283,7 @@ impl Chat {
             }
             let name = self.rooms.get(room).map(|r| r.name.clone());
             if let Some(name) = name {
-                self.broadcast(room, None, &format!("* {nick} left #{name} ({reason})"));
+                self.broadcast(room, None, format_args!("* {nick} left #{name} ({reason})"));
             }
         }
     }
@@ -303,9 +303,12 @@ impl Chat {
 
     /// One line (`\r\n` added) to everyone in room `key` except `except`: one allocation shared by
     /// every recipient.
-    pub(crate) fn broadcast(&mut self, key: &str, except: Option<MemberId>, line: &str) {
+    pub(crate) fn broadcast(&mut self, key: &str, except: Option<MemberId>, line: std::fmt::Arguments<'_>) {
         let Some(room) = self.rooms.get(key) else { return };
-        let data = Bytes::from(format!("{line}\r\n"));
+        // Formatted once, CRLF included: one allocation, no intermediate copy of the text.
+        let mut s = String::with_capacity(64);
+        let _ = std::fmt::Write::write_fmt(&mut s, format_args!("{line}\r\n"));
+        let data = Bytes::from(s);
         for &m in &room.members {
             if Some(m) != except {
                 self.out.push_back(ChatOutput::Deliver { member: m, data: data.clone() });
@@ -313,8 +316,8 @@ impl Chat {
         }
     }
 
-    /// `[HH:MM:SS]` now.
-    pub(crate) fn stamp(&mut self, now: Instant) -> String {
+    /// `[HH:MM:SS]` now (formatted where it is used: no allocation of its own).
+    pub(crate) fn stamp(&mut self, now: Instant) -> text::Stamp {
         text::stamp(&mut *self.clock, now)
     }
 
@@ -339,7 +342,7 @@ impl Chat {
         let nick = m.nick.clone().unwrap_or_default();
         let room = self.rooms.get(&key).expect("just joined");
         let (name, count) = (room.name.clone(), room.members.len());
-        self.broadcast(&key, Some(id), &format!("* {nick} joined #{name}"));
+        self.broadcast(&key, Some(id), format_args!("* {nick} joined #{name}"));
         self.send(id, &format!("* you joined #{name} ({count} here; /who lists them)"));
     }
 }

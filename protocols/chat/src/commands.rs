@@ -73,7 +73,7 @@ impl Chat {
         let Some((nick, room)) = self.nick_room(id) else { return };
         self.stats.messages += 1;
         let stamp = self.stamp(now);
-        self.broadcast(&room, Some(id), &format!("{stamp} {nick}: {text}"));
+        self.broadcast(&room, Some(id), format_args!("{stamp} {nick}: {text}"));
     }
 
     fn me(&mut self, now: Instant, id: MemberId, args: &str) {
@@ -84,7 +84,7 @@ impl Chat {
         let Some((nick, room)) = self.nick_room(id) else { return };
         self.stats.messages += 1;
         let stamp = self.stamp(now);
-        self.broadcast(&room, Some(id), &format!("{stamp} * {nick} {text}"));
+        self.broadcast(&room, Some(id), format_args!("{stamp} * {nick} {text}"));
     }
 
     fn msg(&mut self, now: Instant, id: MemberId, args: &str) {
@@ -134,7 +134,7 @@ impl Chat {
         if let Some(m) = self.members.get_mut(&id) {
             m.nick = Some(new.into());
         }
-        self.broadcast(&room, Some(id), &format!("* {old} is now {new}"));
+        self.broadcast(&room, Some(id), format_args!("* {old} is now {new}"));
         self.send(id, &format!("* you are now {new}"));
     }
 
@@ -177,7 +177,7 @@ impl Chat {
         let old_name = self.rooms.get(&old).map(|r| r.name.clone()).unwrap_or_default();
         self.rooms.leave(&old, id);
         let new_name = self.rooms.find(name).map_or_else(|| name.into(), |r| r.name.clone());
-        self.broadcast(&old, None, &format!("* {nick} left #{old_name} (moved to #{new_name})"));
+        self.broadcast(&old, None, format_args!("* {nick} left #{old_name} (moved to #{new_name})"));
         self.enter(id, name);
     }
 
@@ -223,7 +223,7 @@ impl Chat {
     }
 
     /// A registered member's nickname and room key (cloned: cheap, and frees `self`).
-    fn nick_room(&self, id: MemberId) -> Option<(Box<str>, std::sync::Arc<str>)> {
+    fn nick_room(&self, id: MemberId) -> Option<(std::sync::Arc<str>, std::sync::Arc<str>)> {
         let m = self.members.get(&id)?;
         Some((m.nick.clone()?, m.room.clone()?))
     }

@@ -22,9 +22,19 @@ impl<F: FnMut(Instant) -> (u8, u8, u8) + Send> TimeOfDay for F {
 }
 
 /// `[HH:MM:SS]`, the prefix of every message line.
-pub fn stamp(clock: &mut dyn TimeOfDay, now: Instant) -> String {
+pub fn stamp(clock: &mut dyn TimeOfDay, now: Instant) -> Stamp {
     let (h, m, s) = clock.hms(now);
-    format!("[{h:02}:{m:02}:{s:02}]")
+    Stamp(h, m, s)
+}
+
+/// A time of day shown as `[HH:MM:SS]`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Stamp(pub u8, pub u8, pub u8);
+
+impl std::fmt::Display for Stamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{:02}:{:02}:{:02}]", self.0, self.1, self.2)
+    }
 }
 
 /// Why a nickname or room name was refused; the `Display` is shown to the user.
@@ -129,6 +139,6 @@ mod tests {
     #[test]
     fn stamps() {
         let mut clock = |_: Instant| (7u8, 5u8, 9u8);
-        assert_eq!(stamp(&mut clock, Instant::now()), "[07:05:09]");
+        assert_eq!(stamp(&mut clock, Instant::now()).to_string(), "[07:05:09]");
     }
 }
