@@ -12,7 +12,7 @@
 //! connection that sends nothing for the idle timeout is closed, so idle clients cannot hold every
 //! slot forever. UDP: a `Datagram` in is a `SendTo` out.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -32,8 +32,10 @@ pub struct EchoService {
     dropped_privileged: u64,
     /// Close a TCP connection after this long without input (`None`: never).
     idle: Option<Duration>,
-    /// Each open connection's idle timer. An input only moves the deadline (lazy re-arm).
-    conns: HashMap<SockId, TimerId>,
+    /// Each open connection's idle timer, indexed by its slab index (dense, so a vector: no hashing
+    /// on the per-read path) and checked against its generation. An input only moves the deadline
+    /// (lazy re-arm in `Timers`).
+    conns: Vec<Option<(u32, TimerId)>>,
     timers: Timers<SockId>,
     /// Connections closed for idling.
     idle_closed: u64,
@@ -63,10 +65,27 @@ impl EchoService {
             out,
             dropped_privileged: 0,
             idle,
-            conns: HashMap::new(),
+            conns: Vec::new(),
             timers: Timers::new(),
             idle_closed: 0,
         }
+    }
+}
+
+impl EchoService {
+    /// The idle timer of a live connection.
+    fn timer_of(&self, sock: SockId) -> Option<TimerId> {
+        match self.conns.get(sock.index as usize) {
+            Some(Some((generation, timer))) if *generation == sock.generation => Some(*timer),
+            _ => None,
+        }
+    }
+
+    /// Drop a connection's timer entry, returning the timer.
+    fn forget(&mut self, sock: SockId) -> Option<TimerId> {
+        let timer = self.timer_of(sock)?;
+        self.conns[sock.index as usize] = None;
+        Some(timer)
     }
 }
 
@@ -79,12 +98,17 @@ impl Service for EchoService {
         match input {
             Input::Accepted { sock, .. } => {
                 if let Some(idle) = self.idle {
-                    self.conns.insert(sock, self.timers.insert(now + idle, sock));
+                    let timer = self.timers.insert(now + idle, sock);
+                    let i = sock.index as usize;
+                    if self.conns.len() <= i {
+                        self.conns.resize(i + 1, None);
+                    }
+                    self.conns[i] = Some((sock.generation, timer));
                 }
             }
             Input::Stream { sock, data } => {
-                if let (Some(idle), Some(timer)) = (self.idle, self.conns.get(&sock)) {
-                    self.timers.reschedule(*timer, now + idle);
+                if let (Some(idle), Some(timer)) = (self.idle, self.timer_of(sock)) {
+                    self.timers.reschedule(timer, now + idle);
                 }
                 self.out.push_back(Output::Write { sock, data: Bytes::copy_from_slice(data) })
             }
@@ -99,7 +123,7 @@ impl Service for EchoService {
             }
             Input::Opened { result: Err(e), tag } => log::error!("echo: socket {tag} failed: {e}"),
             Input::Closed { sock, .. } => {
-                if let Some(timer) = self.conns.remove(&sock) {
+                if let Some(timer) = self.forget(sock) {
                     self.timers.cancel(timer);
                 }
             }
@@ -109,7 +133,7 @@ impl Service for EchoService {
 
     fn handle_timeout(&mut self, now: Instant) {
         while let Some((_, sock)) = self.timers.pop_expired(now) {
-            self.conns.remove(&sock);
+            self.forget(sock);
             self.idle_closed += 1;
             log::debug!("echo: closing {sock}: idle");
             self.out.push_back(Output::Close { sock, flush: true });
@@ -183,6 +207,9 @@ mod tests {
         let out = h.advance(Duration::from_secs(11));
         assert!(matches!(&out[..], [Output::Close { sock, .. }] if *sock == busy));
         h.input(Input::Closed { sock: busy, reason: netlab_core::CloseReason::Requested });
-        assert!(h.svc.conns.is_empty() && h.svc.timers.is_empty(), "nothing kept for closed sockets");
+        assert!(
+            h.svc.conns.iter().all(Option::is_none) && h.svc.timers.is_empty(),
+            "nothing kept for closed sockets"
+        );
     }
 }
